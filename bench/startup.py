@@ -1,0 +1,42 @@
+"""Start-up cost of the commands shell completion and scripts call in loops.
+
+Run: python bench/startup.py [RUNS]. Prints the median wall time of each command beside a
+bare interpreter. Goal: `mcn check niss` at most 150 ms median.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import mcn_script, median_ms, report
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    mcn = mcn_script()
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "mcn --version": [mcn, "--version"],
+        "mcn check niss 85073003328": [mcn, "check", "niss", "85073003328"],
+        "mcn coverage (annex 6)": [
+            mcn,
+            "coverage",
+            "--date",
+            "2011-12-25",
+            "--consulted",
+            "2011-12-25",
+            "--period",
+            "110/110:2011-01-01..2011-12-31",
+            "--period",
+            "110/110:2012-01-01..2012-12-31",
+        ],
+    }
+    print(f"median of {runs} runs")
+    report([(name, median_ms(argv, runs)) for name, argv in commands.items()])
+
+
+if __name__ == "__main__":
+    main()

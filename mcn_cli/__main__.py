@@ -1,0 +1,3 @@
+from mcn_cli.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: Typer commands only, options → action → text or JSON."""

@@ -1,0 +1,154 @@
+"""`mcn check`: validate and normalise identifiers, for people and shell scripts."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from mcn_cli.cli.output import emit_json, emit_line
+from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.identifiers import (
+    Kbo,
+    Member,
+    Mutuality,
+    Nihii,
+    Niss,
+    parse_kbo,
+    parse_member,
+    parse_mutuality,
+    parse_nihii,
+    parse_niss,
+)
+from mcn_cli.status import ExitStatus
+
+
+class Text:
+    """Human text of `mcn check` (translate here)."""
+
+    help = "Validate and normalise identifiers (exit 0 when all are valid, 2 otherwise)."
+    niss_help = "Check NISS/INSZ or BIS numbers: check digits, birth date, sex."
+    nihii_help = "Check NIHII/INAMI numbers: 8 digits for a pharmacy, 11 for a person."
+    kbo_help = "Check company numbers (KBO/BCE)."
+    mutuality_help = "Check mutuality codes (306) or mutuality + membership number (306/1234567)."
+    values_help = "Values to check, in any usual written form."
+    json_help = "Print JSON (a list, one object per value)."
+    unknown = "unknown"
+    born = "born {}"
+    bis = "BIS number"
+    pharmacy = "pharmacy"
+    person = "person, qualification {}"
+    titular = "titular pharmacist"
+    member = "member {}"
+    invalid = "{field} {value}: {detail}"
+
+
+app = typer.Typer(help=Text.help, no_args_is_help=True)
+
+Values = Annotated[list[str], typer.Argument(help=Text.values_help, show_default=False)]
+Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
+
+
+def _niss(niss: Niss) -> tuple[str, dict[str, Any]]:
+    born = Text.born.format(niss.birth_date.isoformat() if niss.birth_date else Text.unknown)
+    details = [born, niss.sex.value] + ([Text.bis] if niss.bis else [])
+    data = {
+        "niss": niss.value,
+        "formatted": niss.formatted,
+        "birth_date": niss.birth_date,
+        "sex": niss.sex,
+        "bis": niss.bis,
+    }
+    return f"{niss.formatted}  {', '.join(details)}", data
+
+
+def _nihii(nihii: Nihii) -> tuple[str, dict[str, Any]]:
+    if nihii.is_pharmacy:
+        kind = Text.pharmacy
+    else:
+        kind = Text.person.format(nihii.qualification)
+        if nihii.is_titular:
+            kind += f" ({Text.titular})"
+    data = {
+        "nihii": nihii.value,
+        "kind": "pharmacy" if nihii.is_pharmacy else "person",
+        "qualification": nihii.qualification,
+    }
+    return f"{nihii.value}  {kind}", data
+
+
+def _kbo(kbo: Kbo) -> tuple[str, dict[str, Any]]:
+    return kbo.formatted, {"kbo": kbo.value, "formatted": kbo.formatted}
+
+
+def _mutuality(value: str) -> tuple[str, dict[str, Any]]:
+    member: Member | None = None
+    if "/" in value or ":" in value:
+        member = parse_member(value)
+        mutuality: Mutuality = member.mutuality
+    else:
+        mutuality = parse_mutuality(value)
+    data: dict[str, Any] = {
+        "mutuality": mutuality.code,
+        "union": mutuality.union,
+        "insurer": mutuality.insurer,
+    }
+    text = f"{mutuality.code}  {mutuality.insurer}"
+    if member is not None:
+        data["member_number"] = member.number
+        text = f"{member}  {mutuality.insurer}, {Text.member.format(member.number)}"
+    return text, data
+
+
+def _check(
+    field: str, values: list[str], describe: Callable[[str], tuple[str, dict[str, Any]]], json: bool
+) -> None:
+    results: list[dict[str, Any]] = []
+    all_valid = True
+    for value in values:
+        try:
+            text, data = describe(value)
+        except InvalidInput as error:
+            all_valid = False
+            sys.stderr.write(
+                "mcn: " + Text.invalid.format(field=error.field, value=value, detail=error.detail) + "\n"
+            )
+            results.append(
+                {
+                    "input": value,
+                    "valid": False,
+                    "field": error.field,
+                    "rule": error.rule,
+                    "message": error.message,
+                }
+            )
+            continue
+        results.append({"input": value, "valid": True, **data})
+        if not json:
+            emit_line(text)
+    if json:
+        emit_json(results)
+    if not all_valid:
+        raise typer.Exit(ExitStatus.BAD_INPUT)
+
+
+@app.command("niss", help=Text.niss_help)
+def niss(values: Values, json: Json = False) -> None:
+    _check("niss", values, lambda v: _niss(parse_niss(v)), json)
+
+
+@app.command("nihii", help=Text.nihii_help)
+def nihii(values: Values, json: Json = False) -> None:
+    _check("nihii", values, lambda v: _nihii(parse_nihii(v)), json)
+
+
+@app.command("kbo", help=Text.kbo_help)
+def kbo(values: Values, json: Json = False) -> None:
+    _check("kbo", values, lambda v: _kbo(parse_kbo(v)), json)
+
+
+@app.command("mutuality", help=Text.mutuality_help)
+def mutuality(values: Values, json: Json = False) -> None:
+    _check("mutuality", values, _mutuality, json)

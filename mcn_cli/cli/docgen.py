@@ -1,0 +1,154 @@
+"""Regenerate completions/ and man/ from the Typer app: ``python -m mcn_cli.cli.docgen [ROOT]``.
+
+The committed outputs are tested to be current (tests/test_docs.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from typer._click import core as click_core
+from typer._click.shell_completion import get_completion_class
+from typer.core import TyperGroup
+
+from mcn_cli import __version__
+from mcn_cli.cli.main import app
+from mcn_cli.status import DESCRIPTIONS
+
+SHELLS = {"bash": "mcn.bash", "zsh": "mcn.zsh", "fish": "mcn.fish"}
+
+ENVIRONMENT = {
+    "MCN_HOME": "Folder for all of mcn's files (config.toml, data); overrides the platform folders.",
+    "MCN_DEBUG": "Set to 1 to show the traceback of an internal error.",
+}
+
+
+def completion_script(shell: str) -> str:
+    command = typer.main.get_command(app)
+    completion = get_completion_class(shell)
+    assert completion is not None
+    return completion(command, {}, "mcn", "_MCN_COMPLETE").source().rstrip("\n") + "\n"
+
+
+def _roff(text: str) -> str:
+    lines = []
+    for line in text.replace("\\", "\\\\").replace("-", "\\-").splitlines():
+        lines.append("\\&" + line if line.startswith((".", "'")) else line)
+    return "\n".join(lines)
+
+
+def _paragraphs(text: str) -> str:
+    blocks = [" ".join(block.split()) for block in text.strip().split("\n\n") if block.strip()]
+    return "\n.PP\n".join(_roff(block) for block in blocks)
+
+
+def _options(command: click_core.Command, ctx: click_core.Context) -> list[str]:
+    out = []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        names, help_text = record
+        out += [".TP", f"\\fB{_roff(names)}\\fR", _roff(" ".join(help_text.split())) or "."]
+    return out
+
+
+def _command_sections(command: click_core.Command, ctx: click_core.Context, level: str = ".SH") -> list[str]:
+    out = [f"{level} SYNOPSIS" if level == ".SH" else f"{level} {ctx.command_path}"]
+    pieces = " ".join(command.collect_usage_pieces(ctx))
+    out += [f"\\fB{_roff(ctx.command_path)}\\fR {_roff(pieces)}"]
+    if level == ".SH":
+        out.append(".SH DESCRIPTION")
+    else:
+        out.append(".PP")
+    out.append(_paragraphs(command.help or ""))
+    options = _options(command, ctx)
+    if options:
+        out += [
+            ".PP" if level != ".SH" else ".SH OPTIONS",
+            *(["Options:"] if level != ".SH" else []),
+            *options,
+        ]
+    return out
+
+
+def _exit_status() -> list[str]:
+    out = [".SH EXIT STATUS"]
+    for status, text in DESCRIPTIONS.items():
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(text)]
+    return out
+
+
+def _header(name: str, summary: str) -> list[str]:
+    title = _roff(name.upper())
+    return [
+        f'.TH {title} 1 "" "mcn {__version__}" "mcn manual"',
+        ".SH NAME",
+        f"{_roff(name)} \\- {_roff(summary)}",
+    ]
+
+
+def man_pages() -> dict[str, str]:
+    root = typer.main.get_command(app)
+    root_ctx = click_core.Context(root, info_name="mcn")
+    assert isinstance(root, TyperGroup)
+    pages: dict[str, str] = {}
+    names = root.list_commands(root_ctx)
+    lines = _header("mcn", "MyCareNet for Belgian pharmacies and tarification offices")
+    lines += _command_sections(root, root_ctx)
+    lines.append(".SH COMMANDS")
+    for name in names:
+        sub = root.get_command(root_ctx, name)
+        assert sub is not None
+        lines += [".TP", f"\\fBmcn\\-{_roff(name)}\\fR(1)", _roff(sub.get_short_help_str(limit=100))]
+    lines += _exit_status()
+    lines.append(".SH ENVIRONMENT")
+    for var, text in ENVIRONMENT.items():
+        lines += [".TP", f"\\fB{var}\\fR", _roff(text)]
+    lines += [".SH SEE ALSO", ", ".join(f"\\fBmcn\\-{_roff(n)}\\fR(1)" for n in names)]
+    pages["mcn.1"] = "\n".join(lines) + "\n"
+    for name in names:
+        sub = root.get_command(root_ctx, name)
+        assert sub is not None
+        ctx = click_core.Context(sub, info_name=name, parent=root_ctx)
+        lines = _header(f"mcn-{name}", sub.get_short_help_str(limit=100))
+        lines += _command_sections(sub, ctx)
+        if isinstance(sub, TyperGroup):
+            lines.append(".SH COMMANDS")
+            for child_name in sub.list_commands(ctx):
+                child = sub.get_command(ctx, child_name)
+                assert child is not None
+                child_ctx = click_core.Context(child, info_name=child_name, parent=ctx)
+                lines += _command_sections(child, child_ctx, level=".SS")
+        lines += _exit_status()
+        lines += [".SH SEE ALSO", "\\fBmcn\\fR(1)"]
+        pages[f"mcn-{name}.1"] = "\n".join(lines) + "\n"
+    return pages
+
+
+def outputs() -> dict[str, str]:
+    """Every generated file, by path relative to the project root."""
+    files = {f"completions/{file}": completion_script(shell) for shell, file in SHELLS.items()}
+    files.update({f"man/{name}": text for name, text in man_pages().items()})
+    return files
+
+
+def write(root: Path) -> list[Path]:
+    written = []
+    for relative, text in outputs().items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    for stale in (root / "man").glob("mcn*.1"):
+        if f"man/{stale.name}" not in outputs():
+            stale.unlink()
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2]
+    for path in write(target):
+        print(path)

@@ -1,0 +1,66 @@
+"""The one mapping from errors to exit statuses and one-line messages, for the whole program."""
+
+from __future__ import annotations
+
+import sys
+
+from mcn_cli.cli.output import emit_json
+from mcn_cli.domain.errors import (
+    AuthenticationNeeded,
+    DataIntegrity,
+    InvalidInput,
+    McnError,
+    NoCommitment,
+    PolicyRefused,
+    ServiceUnavailable,
+)
+from mcn_cli.status import ExitStatus
+
+_STATUS: tuple[tuple[type[McnError], ExitStatus], ...] = (
+    (InvalidInput, ExitStatus.BAD_INPUT),
+    (NoCommitment, ExitStatus.NO_COMMITMENT),
+    (AuthenticationNeeded, ExitStatus.AUTH_NEEDED),
+    (ServiceUnavailable, ExitStatus.SERVICE_UNAVAILABLE),
+    (PolicyRefused, ExitStatus.POLICY_REFUSED),
+    (DataIntegrity, ExitStatus.DATA_INTEGRITY),
+)
+
+KINDS: dict[ExitStatus, str] = {
+    ExitStatus.ERROR: "internal-error",
+    ExitStatus.BAD_INPUT: "bad-input",
+    ExitStatus.NO_COMMITMENT: "no-commitment",
+    ExitStatus.AUTH_NEEDED: "authentication-needed",
+    ExitStatus.SERVICE_UNAVAILABLE: "service-unavailable",
+    ExitStatus.POLICY_REFUSED: "policy-refused",
+    ExitStatus.DATA_INTEGRITY: "data-integrity",
+}
+
+
+def status_for(error: McnError) -> ExitStatus:
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return ExitStatus.ERROR
+
+
+def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError | None = None) -> int:
+    """One line on stderr (and a hint line when there is one); a JSON object on stdout for scripts."""
+    sys.stderr.write(f"mcn: error: {message}\n")
+    hint = getattr(error, "hint", None)
+    if hint:
+        sys.stderr.write(f"mcn: hint: {hint}\n")
+    if json_mode:
+        payload: dict[str, object] = {
+            "status": int(status),
+            "kind": KINDS.get(status, "error"),
+            "message": message,
+        }
+        if isinstance(error, InvalidInput):
+            payload["field"] = error.field
+            payload["rule"] = error.rule
+        if isinstance(error, NoCommitment):
+            payload["reason"] = error.reason
+        if hint:
+            payload["hint"] = hint
+        emit_json({"error": payload})
+    return int(status)

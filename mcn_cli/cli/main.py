@@ -1,0 +1,88 @@
+"""Entry point: builds the Typer app and runs it with one error-to-exit-status mapping."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+from typer._click import exceptions as click_exceptions
+
+from mcn_cli import __version__
+from mcn_cli.cli import check, coverage, fallback
+from mcn_cli.cli.errors import report, status_for
+from mcn_cli.domain.errors import McnError
+from mcn_cli.status import ExitStatus
+
+HELP = """MyCareNet for Belgian pharmacies and tarification offices.
+
+Consult a patient's rights and payment commitment, work out coverage and reuse,
+and follow the emergency flow when the network is down.
+"""
+
+app = typer.Typer(
+    name="mcn",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"mcn {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    """MyCareNet for Belgian pharmacies and tarification offices."""
+
+
+app.add_typer(check.app, name="check")
+app.command("coverage", help=coverage.Text.help)(coverage.coverage)
+app.command("fallback", help=fallback.Text.help)(fallback.fallback)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command line and return its exit status; never raises for user errors."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="mcn", standalone_mode=False)
+    except McnError as error:
+        status = status_for(error)
+        return report(status, error.message, json_mode=json_mode, error=error)
+    except click_exceptions.UsageError as error:
+        where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
+        message = f"{error.format_message()} (see '{where} --help')"
+        return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
+    except click_exceptions.ClickException as error:
+        return report(ExitStatus.BAD_INPUT, error.format_message(), json_mode=json_mode)
+    except (click_exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("\nmcn: interrupted\n")
+        return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitStatus.OK)
+    except Exception as error:  # a bug: one line, the traceback only on request
+        if os.environ.get("MCN_DEBUG"):
+            raise
+        return report(
+            ExitStatus.ERROR,
+            f"internal error: {type(error).__name__}: {error} (set MCN_DEBUG=1 for the traceback)",
+            json_mode=json_mode,
+        )
+    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+
+
+def main() -> NoReturn:
+    sys.exit(run())

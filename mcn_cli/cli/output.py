@@ -1,0 +1,48 @@
+"""Writing results: plain aligned text for people, stable JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, default=_default, ensure_ascii=False, indent=2) + "\n")
+
+
+def emit_json_line(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, default=_default, ensure_ascii=False) + "\n")
+
+
+def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) -> None:
+    """A block of ``label  value`` lines, labels aligned."""
+    rows = [(label, "" if value is None else str(value)) for label, value in rows]
+    width = max((len(label) for label, _ in rows), default=0)
+    lines = [title] if title else []
+    indent = "  " if title else ""
+    lines += [f"{indent}{label.ljust(width)}  {value}" for label, value in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def emit_line(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"mcn: {text}\n")
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"

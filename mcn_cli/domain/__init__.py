@@ -1,0 +1,1 @@
+"""Pure rules of the brochure: standard library only, no I/O."""

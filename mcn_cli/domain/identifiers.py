@@ -1,0 +1,299 @@
+"""Belgian identifiers used on MyCareNet: NISS, NIHII, KBO/BCE, mutuality, CT1/CT2.
+
+Each ``parse_*`` function accepts the usual written forms (dots, dashes, spaces, slashes),
+normalises them and checks the rules; a broken rule raises :class:`InvalidInput` naming the
+field and the rule.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from mcn_cli.domain.errors import InvalidInput
+
+_SEPARATORS = re.compile(r"[\s.\-/]")
+
+
+def _digits(field: str, value: str, length: int, *, separators: re.Pattern[str] = _SEPARATORS) -> str:
+    text = separators.sub("", value.strip())
+    if not text:
+        raise InvalidInput(field, "empty", "is empty")
+    if not text.isascii() or not text.isdigit():
+        raise InvalidInput(field, "digits", f"must contain only digits, got {value.strip()!r}")
+    if len(text) != length:
+        raise InvalidInput(field, "length", f"must have {length} digits, got {len(text)}")
+    return text
+
+
+def _mod97_check(number: int) -> int:
+    return 97 - number % 97
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Niss:
+    """A national register number (NISS/INSZ) or a BIS number, 11 digits YYMMDDxxxcc."""
+
+    value: str
+    birth_date: date | None
+    sex: Sex
+    bis: bool
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def formatted(self) -> str:
+        v = self.value
+        return f"{v[0:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:11]}"
+
+    @property
+    def masked(self) -> str:
+        """The form shown in lists: enough to tell patients apart at the counter, no more."""
+        return f"{self.value[0:2]}.**.**-***.{self.value[9:11]}"
+
+
+def parse_niss(value: str, field: str = "niss") -> Niss:
+    digits = _digits(field, value, 11)
+    body, check = int(digits[:9]), int(digits[9:])
+    if _mod97_check(body) == check:
+        century = 1900
+    elif _mod97_check(2_000_000_000 + body) == check:
+        century = 2000
+    else:
+        expected_1900 = _mod97_check(body)
+        expected_2000 = _mod97_check(2_000_000_000 + body)
+        raise InvalidInput(
+            field,
+            "check-digits",
+            f"check digits {digits[9:]} are wrong: 97 - (first 9 digits mod 97) gives "
+            f"{expected_1900:02d} (born before 2000) or {expected_2000:02d} (born 2000 or later)",
+        )
+    yy, mm, dd = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
+    counter = int(digits[6:9])
+    bis = False
+    sex_known = True
+    if 20 <= mm <= 32:
+        bis, sex_known, mm = True, False, mm - 20
+    elif 40 <= mm <= 52:
+        bis, mm = True, mm - 40
+    elif mm > 12:
+        raise InvalidInput(
+            field, "month", f"month {digits[2:4]} is not a month (1-12, or 21-32 / 41-52 for BIS)"
+        )
+    year = century + yy
+    birth: date | None = None
+    if mm != 0 and dd != 0:
+        if dd > calendar.monthrange(year, mm)[1]:
+            raise InvalidInput(field, "birth-date", f"birth date {year}-{mm:02d}-{dd:02d} does not exist")
+        birth = date(year, mm, dd)
+    elif dd > 31:
+        raise InvalidInput(field, "birth-date", f"day {digits[4:6]} is not a day of a month")
+    if sex_known:
+        sex = Sex.MALE if counter % 2 == 1 else Sex.FEMALE
+    else:
+        sex = Sex.UNKNOWN
+    return Niss(value=digits, birth_date=birth, sex=sex, bis=bis)
+
+
+@dataclass(frozen=True)
+class Nihii:
+    """An NIHII/INAMI number: 8 digits for a pharmacy, 11 for a person (8 + qualification)."""
+
+    value: str
+
+    @property
+    def is_pharmacy(self) -> bool:
+        return len(self.value) == 8
+
+    @property
+    def number(self) -> str:
+        return self.value[:8]
+
+    @property
+    def qualification(self) -> str | None:
+        return self.value[8:] if len(self.value) == 11 else None
+
+    @property
+    def is_titular(self) -> bool:
+        return self.qualification == "001"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_nihii8(field: str, digits: str) -> None:
+    expected = _mod97_check(int(digits[:6]))
+    if expected != int(digits[6:8]):
+        raise InvalidInput(
+            field,
+            "check-digits",
+            f"check digits {digits[6:8]} are wrong: 97 - (first 6 digits mod 97) gives {expected:02d}",
+        )
+
+
+def parse_pharmacy_nihii(value: str, field: str = "nihii") -> Nihii:
+    digits = _digits(field, value, 8)
+    _check_nihii8(field, digits)
+    return Nihii(digits)
+
+
+def parse_personal_nihii(value: str, field: str = "nihii") -> Nihii:
+    digits = _digits(field, value, 11)
+    _check_nihii8(field, digits)
+    return Nihii(digits)
+
+
+def parse_nihii(value: str, field: str = "nihii") -> Nihii:
+    """A pharmacy (8 digits) or personal (11 digits) NIHII number, told apart by length."""
+    text = _SEPARATORS.sub("", value.strip())
+    if len(text) == 11:
+        return parse_personal_nihii(value, field)
+    if len(text) == 8 or not text.isdigit():
+        return parse_pharmacy_nihii(value, field)
+    raise InvalidInput(field, "length", f"must have 8 digits (pharmacy) or 11 (person), got {len(text)}")
+
+
+@dataclass(frozen=True)
+class Kbo:
+    """A company number (KBO/BCE), 10 digits starting with 0 or 1."""
+
+    value: str
+
+    @property
+    def formatted(self) -> str:
+        v = self.value
+        return f"{v[0:4]}.{v[4:7]}.{v[7:10]}"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_kbo(value: str, field: str = "kbo") -> Kbo:
+    text = value.strip()
+    if text[:2].upper() == "BE":
+        text = text[2:]
+    digits = _digits(field, text, 10)
+    if digits[0] not in "01":
+        raise InvalidInput(field, "first-digit", f"must start with 0 or 1, got {digits[0]}")
+    expected = _mod97_check(int(digits[:8]))
+    if expected != int(digits[8:]):
+        raise InvalidInput(
+            field,
+            "check-digits",
+            f"check digits {digits[8:]} are wrong: 97 - (first 8 digits mod 97) gives {expected:02d}",
+        )
+    return Kbo(digits)
+
+
+# Insurer unions ("organismes assureurs"); 750 and 999 work through 600.
+UNIONS: dict[str, str] = {
+    "100": "Christian mutualities (MC/CM)",
+    "200": "Neutral mutualities",
+    "300": "Socialist mutualities (Solidaris/Vooruitzicht)",
+    "400": "Liberal mutualities",
+    "500": "Independent mutualities",
+    "600": "CAAMI/HZIV",
+    "900": "HR Rail (SNCB)",
+}
+_THROUGH_600 = {"750": "Caisse des marins / Kas der geneeskundige verzorging", "999": "OSSOM/DOSZ"}
+
+
+@dataclass(frozen=True)
+class Mutuality:
+    """A 3-digit mutuality code and the insurer union that answers for it."""
+
+    code: str
+
+    @property
+    def union(self) -> str:
+        if self.code in _THROUGH_600:
+            return "600"
+        return self.code[0] + "00"
+
+    @property
+    def insurer(self) -> str:
+        if self.code in _THROUGH_600:
+            return f"{_THROUGH_600[self.code]} (through {UNIONS['600']})"
+        return UNIONS[self.union]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def parse_mutuality(value: str, field: str = "mutuality") -> Mutuality:
+    code = _digits(field, value, 3)
+    if code not in _THROUGH_600 and (code[0] + "00") not in UNIONS:
+        raise InvalidInput(field, "insurer", f"{code} belongs to no insurer union (1xx-6xx, 9xx, 750 or 999)")
+    return Mutuality(code)
+
+
+MEMBERSHIP_MAX = 13
+
+
+def parse_membership_number(value: str, field: str = "member-number") -> str:
+    """The membership number at the mutuality (RegNrWithMut): at most 13 letters or digits."""
+    text = _SEPARATORS.sub("", value.strip()).upper()
+    if not text:
+        raise InvalidInput(field, "empty", "is empty")
+    if not (text.isascii() and text.isalnum()):
+        raise InvalidInput(
+            field, "characters", f"must contain only letters and digits, got {value.strip()!r}"
+        )
+    if len(text) > MEMBERSHIP_MAX:
+        raise InvalidInput(field, "length", f"must have at most {MEMBERSHIP_MAX} characters, got {len(text)}")
+    return text
+
+
+@dataclass(frozen=True)
+class Member:
+    """A patient identified by mutuality + membership number (when the NISS is unknown)."""
+
+    mutuality: Mutuality
+    number: str
+
+    def __str__(self) -> str:
+        return f"{self.mutuality.code}/{self.number}"
+
+
+def parse_member(value: str, field: str = "mutuality") -> Member:
+    """``CODE/NUMBER`` or ``CODE:NUMBER``, as written on a vignette."""
+    code, sep, number = value.strip().replace(":", "/").partition("/")
+    if not sep:
+        raise InvalidInput(field, "format", f"expected CODE/MEMBER-NUMBER such as 306/1234567, got {value!r}")
+    return Member(parse_mutuality(code, field), parse_membership_number(number, "member-number"))
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """The two social-security codes CT1/CT2 (e.g. 110/110)."""
+
+    ct1: str
+    ct2: str
+
+    @property
+    def increased(self) -> bool:
+        """A CT1 ending in 1 means increased reimbursement."""
+        return self.ct1.endswith("1")
+
+    def __str__(self) -> str:
+        return f"{self.ct1}/{self.ct2}"
+
+
+_CT = re.compile(r"^\s*(\d{3})\s*[/\-\s]\s*(\d{3})\s*$")
+
+
+def parse_entitlement(value: str, field: str = "ct1/ct2") -> Entitlement:
+    match = _CT.match(value)
+    if not match:
+        raise InvalidInput(field, "format", f"expected two 3-digit codes such as 110/110, got {value!r}")
+    return Entitlement(match.group(1), match.group(2))

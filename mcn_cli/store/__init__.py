@@ -1,0 +1,1 @@
+"""Local state: paths, settings, the encryption vault, the commitment cache, sessions, audit."""

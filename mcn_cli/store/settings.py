@@ -1,0 +1,38 @@
+"""Settings from ``config.toml`` (see README "Settings"), with defaults that follow the rules."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from mcn_cli.domain.commitment import DEFAULT_COMMITMENT_DAYS
+from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.store import paths
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Maximum length of a payment commitment's coverage after its start (pharmacists' convention).
+    commitment_days: int = DEFAULT_COMMITMENT_DAYS
+
+
+def load(path: Path | None = None) -> Settings:
+    path = path or paths.config_file()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput("config", "toml", f"{path} is not valid TOML: {error}") from None
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise InvalidInput("config", "unknown-setting", f"{path}: unknown setting {key!r}")
+        expected = type(getattr(Settings(), name))
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise InvalidInput("config", "type", f"{path}: {key} must be a {expected.__name__}")
+        values[name] = value
+    return Settings(**values)  # type: ignore[arg-type]
