@@ -22,6 +22,9 @@ SHELLS = {"bash": "mcn.bash", "zsh": "mcn.zsh", "fish": "mcn.fish"}
 ENVIRONMENT = {
     "MCN_HOME": "Folder for all of mcn's files (config.toml, data); overrides the platform folders.",
     "MCN_DEBUG": "Set to 1 to show the traceback of an internal error.",
+    "MCN_CACHE_PASSPHRASE": "The cache passphrase, when the cache is protected by one (else a prompt).",
+    "MCN_CACHE_NEW_PASSPHRASE": "The new passphrase for mcn cache rekey --passphrase (else a prompt).",
+    "MCN_CACHE_KEY_FILE": "Where the cache's key file is (default: vault.key in the data folder).",
 }
 
 
@@ -107,6 +110,16 @@ def man_pages() -> dict[str, str]:
     lines.append(".SH ENVIRONMENT")
     for var, text in ENVIRONMENT.items():
         lines += [".TP", f"\\fB{var}\\fR", _roff(text)]
+    lines += [
+        ".SH FILES",
+        ".TP",
+        "\\fB$MCN_HOME/data/mcn.sqlite3\\fR",
+        "The encrypted cache and the audit trail (owner-only).",
+        ".SH CRON",
+        "Purge what billing no longer needs, every night:",
+        ".PP",
+        "17 3 * * *  mcn cache purge",
+    ]
     lines += [".SH SEE ALSO", ", ".join(f"\\fBmcn\\-{_roff(n)}\\fR(1)" for n in names)]
     pages["mcn.1"] = "\n".join(lines) + "\n"
     for name in names:

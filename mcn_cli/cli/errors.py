@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mcn_cli.cli.output import emit_json
+from mcn_cli.cli.output import emit_json, json_written
 from mcn_cli.domain.errors import (
     AuthenticationNeeded,
     DataIntegrity,
@@ -44,12 +44,13 @@ def status_for(error: McnError) -> ExitStatus:
 
 
 def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError | None = None) -> int:
-    """One line on stderr (and a hint line when there is one); a JSON object on stdout for scripts."""
+    """One line on stderr (and a hint line when there is one); for scripts, a JSON error object on
+    stdout unless the command already printed its JSON result (which then says what went wrong)."""
     sys.stderr.write(f"mcn: error: {message}\n")
     hint = getattr(error, "hint", None)
     if hint:
         sys.stderr.write(f"mcn: hint: {hint}\n")
-    if json_mode:
+    if json_mode and not json_written():
         payload: dict[str, object] = {
             "status": int(status),
             "kind": KINDS.get(status, "error"),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from typing import Annotated, ClassVar
 
 import typer
 
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line
+from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, patient_from
+from mcn_cli.cli.records import consultation_rows
+from mcn_cli.cli.reuse import reuse_json
+from mcn_cli.domain.dates import parse_date
 from mcn_cli.domain.errors import InvalidInput
-from mcn_cli.domain.fallback import Decision, Outcome, Question, decide
+from mcn_cli.domain.fallback import Outcome, Question, decide
 
 
 class Text:
@@ -17,8 +22,12 @@ class Text:
 
     help = (
         "Walk the emergency flow (brochure 9.2) when the online consultation fails.\n\n"
-        "Give answers as flags (for scripts); when stdin is a terminal, missing answers are asked."
+        "Give answers as flags (for scripts); when stdin is a terminal, missing answers are asked. "
+        "With --niss (or --mutuality and --member-number) and --date, steps 3 and 4 are answered "
+        "from the local cache."
     )
+    date_help = "Dispensing date for steps 3-4 from the cache [default: today]."
+    from_cache = "steps 3-4 answered from the cache: {reason}"
     json_help = "Print JSON."
     questions: ClassVar[dict[Question, str]] = {
         Question.NETWORK: "Is the network available (did the online consultation answer)?",
@@ -62,9 +71,29 @@ def fallback(
         bool | None,
         typer.Option("--document-confident/--no-document-confident", help="8. Confident with the document?"),
     ] = None,
+    niss: NissOption = None,
+    mutuality: MutualityOption = None,
+    member_number: MemberOption = None,
+    dispensed: Annotated[
+        str | None, typer.Option("--date", "-d", help=Text.date_help, show_default=False)
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False,
 ) -> None:
     """Walk the emergency flow."""
+    reuse = None
+    if niss is not None or mutuality is not None or member_number is not None:
+        from mcn_cli.actions.reuse import find_reusable
+
+        patient = patient_from(niss, mutuality, member_number)
+        day = parse_date(dispensed, "date") if dispensed else date.today()
+        if network is not True and (known is None or covered is None):
+            reuse = find_reusable(patient, day)
+            known = reuse.known if known is None else known
+            covered = reuse.verdict.allowed if covered is None else covered
+    elif dispensed is not None:
+        raise InvalidInput(
+            "date", "needs-patient", "--date needs --niss, or --mutuality with --member-number"
+        )
     given = {
         Question.NETWORK: network,
         Question.KNOWN: known,
@@ -86,10 +115,7 @@ def fallback(
             )
         return typer.confirm(f"{question.step}. {Text.questions[question]}", err=True)
 
-    render(decide(answer), json)
-
-
-def render(decision: Decision, json: bool) -> None:
+    decision = decide(answer)
     if json:
         emit_json(
             {
@@ -98,6 +124,7 @@ def render(decision: Decision, json: bool) -> None:
                     {"step": s.question.step, "question": s.question, "answer": s.answer}
                     for s in decision.path
                 ],
+                "reuse": reuse_json(reuse, reveal=False) if reuse else None,
             }
         )
         return
@@ -105,4 +132,8 @@ def render(decision: Decision, json: bool) -> None:
     emit_line(f"{Text.path}:")
     for step in decision.path:
         emit_line(f"  {step.question.step}. {Text.questions[step.question]} {'yes' if step.answer else 'no'}")
+    if reuse is not None:
+        emit_line(Text.from_cache.format(reason=reuse.verdict.reason))
+        if reuse.verdict.allowed and reuse.record is not None:
+            emit_fields(consultation_rows(reuse.record.consultation, reveal=False))
     emit_line(Text.reminder)

@@ -11,16 +11,16 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from mcn_cli import __version__
-from mcn_cli.cli import check, coverage, fallback
+from mcn_cli.cli import audit, billing, cache, check, coverage, fallback, output, reuse
 from mcn_cli.cli.errors import report, status_for
 from mcn_cli.domain.errors import McnError
 from mcn_cli.status import ExitStatus
 
-HELP = """MyCareNet for Belgian pharmacies and tarification offices.
-
-Consult a patient's rights and payment commitment, work out coverage and reuse,
-and follow the emergency flow when the network is down.
-"""
+HELP = (
+    "MyCareNet for Belgian pharmacies and tarification offices.\n\n"
+    "Consult a patient's rights and payment commitment, work out coverage and reuse, "
+    "and follow the emergency flow when the network is down."
+)
 
 app = typer.Typer(
     name="mcn",
@@ -49,13 +49,18 @@ def root(
 
 app.add_typer(check.app, name="check")
 app.command("coverage", help=coverage.Text.help)(coverage.coverage)
+app.command("reuse", help=reuse.Text.help)(reuse.reuse)
 app.command("fallback", help=fallback.Text.help)(fallback.fallback)
+app.add_typer(cache.app, name="cache")
+app.add_typer(billing.app, name="billing")
+app.add_typer(audit.app, name="audit")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one command line and return its exit status; never raises for user errors."""
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
+    output.reset()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="mcn", standalone_mode=False)
@@ -68,7 +73,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
     except click_exceptions.ClickException as error:
         return report(ExitStatus.BAD_INPUT, error.format_message(), json_mode=json_mode)
-    except (click_exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("\nmcn: interrupted\n")
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:

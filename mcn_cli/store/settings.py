@@ -15,6 +15,14 @@ from mcn_cli.store import paths
 class Settings:
     # Maximum length of a payment commitment's coverage after its start (pharmacists' convention).
     commitment_days: int = DEFAULT_COMMITMENT_DAYS
+    # The longest any cache record is kept, counted from the end of its dispensing month: a
+    # claim for payment lapses two years after the end of the month of the dispensing (law
+    # on compulsory health insurance coordinated 14 July 1994, art. 174), so after that no
+    # invoice or rejection can need the commitment.
+    cache_retention_months: int = 24
+    # An open record (never invoiced) is removed this many days after its coverage ended: the
+    # OTFS file of a month leaves early the next month, so it missed two monthly runs.
+    uninvoiced_grace_days: int = 60
 
 
 def load(path: Path | None = None) -> Settings:

@@ -1,0 +1,60 @@
+"""`mcn billing`: move cached records along the billing lifecycle (open → invoiced → settled)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mcn_cli.cli.output import emit_json, emit_line
+from mcn_cli.domain.dates import parse_month
+from mcn_cli.domain.errors import InvalidInput
+
+
+class Text:
+    """Human text of `mcn billing` (translate here)."""
+
+    help = "The billing lifecycle of cached records: open → invoiced → settled (then deleted)."
+    invoice_help = "Mark open records as invoiced: they went on the monthly OTFS invoice."
+    settle_help = (
+        "Settle invoiced records (accepted, or their rejections handled): they are deleted at once, "
+        "the audit trail keeps that they were."
+    )
+    month_help = "Every record dispensed in this month (YYYY-MM)."
+    record_help = "One record id (repeat for several)."
+    json_help = "Print JSON."
+    invoiced = "{count} records marked invoiced"
+    settled = "{count} records settled and deleted"
+    which = "give --month YYYY-MM or --record ID, not both"
+
+
+app = typer.Typer(help=Text.help, no_args_is_help=True)
+Month = Annotated[str | None, typer.Option("--month", help=Text.month_help, show_default=False)]
+Records = Annotated[list[str] | None, typer.Option("--record", help=Text.record_help, show_default=False)]
+Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
+
+
+def _selection(month: str | None, records: list[str] | None) -> tuple[tuple[int, int] | None, list[str]]:
+    if (month is None) == (not records):
+        raise InvalidInput("billing", "selection", Text.which)
+    return (parse_month(month) if month else None), [r.strip() for r in records or []]
+
+
+@app.command("invoice", help=Text.invoice_help)
+def invoice(month: Month = None, record: Records = None, json: Json = False) -> None:
+    from mcn_cli.actions.local import open_cache
+
+    chosen_month, ids = _selection(month, record)
+    cache = open_cache(create=False)
+    count = cache.invoice(chosen_month, ids)
+    emit_json({"invoiced": count}) if json else emit_line(Text.invoiced.format(count=count))
+
+
+@app.command("settle", help=Text.settle_help)
+def settle(month: Month = None, record: Records = None, json: Json = False) -> None:
+    from mcn_cli.actions.local import open_cache
+
+    chosen_month, ids = _selection(month, record)
+    cache = open_cache(create=False)
+    count = cache.settle(chosen_month, ids)
+    emit_json({"settled": count}) if json else emit_line(Text.settled.format(count=count))

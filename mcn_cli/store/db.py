@@ -1,0 +1,132 @@
+"""The local SQLite database: one file, owner-only, WAL, secure_delete, safe across processes.
+
+It holds the vault's wrapped keys, the commitment cache and the audit trail, so that a
+consultation and its audit entry, or a rekey and every re-encrypted record, commit together.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mcn_cli.domain.errors import DataIntegrity
+from mcn_cli.store import paths
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    niss_key TEXT,
+    member_key TEXT,
+    consulted_at TEXT NOT NULL,
+    dispensed TEXT NOT NULL,
+    coverage_start TEXT,
+    coverage_end TEXT,
+    reusable_until TEXT,
+    pharmacy TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'invoiced', 'settled')),
+    invoiced_at TEXT,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_niss ON records (niss_key, consulted_at);
+CREATE INDEX IF NOT EXISTS records_member ON records (member_key, consulted_at);
+CREATE INDEX IF NOT EXISTS records_state ON records (state, dispensed);
+CREATE TABLE IF NOT EXISTS actors (
+    key TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
+"""
+
+
+def database_file() -> Path:
+    return paths.data_dir() / "mcn.sqlite3"
+
+
+def _create_private(path: Path) -> None:
+    paths.private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+class Database:
+    """A connection with mcn's pragmas; ``write()`` opens an IMMEDIATE transaction."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or database_file()
+        _create_private(self.path)
+        old_umask = os.umask(0o077)  # the -wal and -shm files SQLite creates stay owner-only
+        try:
+            self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._setup()
+        except sqlite3.DatabaseError as error:
+            raise DataIntegrity(f"local database {self.path} is unreadable: {error}") from None
+        finally:
+            os.umask(old_umask)
+
+    def _setup(self) -> None:
+        c = self.connection
+        c.execute("PRAGMA busy_timeout = 30000")
+        c.execute("PRAGMA journal_mode = WAL")
+        c.execute("PRAGMA synchronous = FULL")
+        c.execute("PRAGMA secure_delete = ON")
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            with self.write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version > SCHEMA_VERSION:
+            raise DataIntegrity(f"local database {self.path} comes from a newer mcn (schema {version})")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once so that concurrent writers queue instead of failing.
+
+        Nested inside another one it becomes a savepoint, so callers may batch many writes.
+        """
+        c = self.connection
+        if c.in_transaction:
+            c.execute("SAVEPOINT nested")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK TO nested")
+                c.execute("RELEASE nested")
+                raise
+            else:
+                c.execute("RELEASE nested")
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
