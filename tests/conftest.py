@@ -52,3 +52,32 @@ def niss_with_check(body9: str, born_2000: bool = False) -> str:
     """A NISS whose check digits are right, computed from the DOMAIN.md rule."""
     number = int(("2" if born_2000 else "") + body9)
     return body9 + f"{97 - number % 97:02d}"
+
+
+SANDBOX_PIN = "73914682"
+
+
+@pytest.fixture(scope="session")
+def sandbox_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sandbox (PKI, keystores, SoftHSM tokens) made once per test run."""
+    from mcn_cli.sandbox.setup import initialise
+    from mcn_cli.sandbox.world import Files
+
+    root = tmp_path_factory.mktemp("sandbox-template") / "sandbox"
+    report = initialise(SANDBOX_PIN, Files(root))
+    assert report.tokens == "created", "SoftHSM2 is needed for the tests: apt-get install softhsm2"
+    return root
+
+
+@pytest.fixture
+def sandbox(sandbox_template: Path, mcn_home: Path):
+    """This test's own copy of the sandbox under its MCN_HOME; servers it starts are stopped after."""
+    import shutil
+
+    from mcn_cli.sandbox import runtime
+    from mcn_cli.sandbox.world import Files
+
+    target = mcn_home / "data" / "sandbox"
+    shutil.copytree(sandbox_template, target)
+    yield Files(target)
+    runtime.stop_in_process()

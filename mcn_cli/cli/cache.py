@@ -87,7 +87,7 @@ def rekey(
     json: Json = False,
 ) -> None:
     from mcn_cli.actions.local import open_database
-    from mcn_cli.store import vault
+    from mcn_cli.store import sessions, vault
     from mcn_cli.store.cache import CommitmentCache
 
     if passphrase and key_file:
@@ -99,9 +99,14 @@ def rekey(
         if current is None:
             raise InvalidInput("cache", "not-initialised", "the cache is not initialised: run mcn cache init")
         use_passphrase = passphrase or (current.kind == "passphrase" and not key_file)
+
+        def reencrypt(old: vault.Vault, new: vault.Vault) -> None:
+            counted.append(CommitmentCache(db, old).reencrypt(old, new))
+            sessions.reencrypt(db, old, new)
+
         vault.rekey(
             db,
-            lambda old, new: counted.append(CommitmentCache(db, old).reencrypt(old, new)),
+            reencrypt,
             use_passphrase=use_passphrase,
         )
     if json:

@@ -11,9 +11,9 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from mcn_cli import __version__
-from mcn_cli.cli import audit, billing, cache, check, coverage, fallback, output, reuse
+from mcn_cli.cli import audit, billing, cache, check, coverage, fallback, output, reuse, sandbox, session
 from mcn_cli.cli.errors import report, status_for
-from mcn_cli.domain.errors import McnError
+from mcn_cli.domain.errors import InvalidInput, McnError
 from mcn_cli.status import ExitStatus
 
 HELP = (
@@ -43,10 +43,25 @@ def root(
         bool,
         typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True),
     ] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="eHealth environment: sandbox, acc or prod [default: MCN_ENV, config, sandbox].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """MyCareNet for Belgian pharmacies and tarification offices."""
+    if env is not None:
+        if env not in ("sandbox", "acc", "prod"):
+            raise InvalidInput("env", "choice", f"must be sandbox, acc or prod, got {env!r}")
+        os.environ["MCN_ENV"] = env
 
 
+app.command("login", help=session.Text.login_help)(session.login)
+app.command("logout", help=session.Text.logout_help)(session.logout)
+app.add_typer(session.app, name="session")
 app.add_typer(check.app, name="check")
 app.command("coverage", help=coverage.Text.help)(coverage.coverage)
 app.command("reuse", help=reuse.Text.help)(reuse.reuse)
@@ -54,6 +69,7 @@ app.command("fallback", help=fallback.Text.help)(fallback.fallback)
 app.add_typer(cache.app, name="cache")
 app.add_typer(billing.app, name="billing")
 app.add_typer(audit.app, name="audit")
+app.add_typer(sandbox.app, name="sandbox")
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from mcn_cli.domain.errors import DataIntegrity
 from mcn_cli.store import paths
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -41,6 +41,11 @@ CREATE INDEX IF NOT EXISTS records_member ON records (member_key, consulted_at);
 CREATE INDEX IF NOT EXISTS records_state ON records (state, dispensed);
 CREATE TABLE IF NOT EXISTS actors (
     key TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    name TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL,
     sealed BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (

@@ -23,6 +23,19 @@ class Settings:
     # An open record (never invoiced) is removed this many days after its coverage ended: the
     # OTFS file of a month leaves early the next month, so it missed two monthly runs.
     uninvoiced_grace_days: int = 60
+    # Which eHealth environment: sandbox (built in, the default), acc or prod. MCN_ENV or --env
+    # override it.
+    env: str = "sandbox"
+    # The eID middleware's PKCS#11 module (default: libbeidpkcs11 for this OS; SoftHSM in the sandbox).
+    pkcs11_module: str = ""
+    # The pharmacy's organisation keystore (NIHII-PHARMACY=....p12), used as holder-of-key.
+    org_keystore: str = ""
+    # NISS of the pharmacy's titular pharmacist, claimed at login (default: the user).
+    pharmacy_holder: str = ""
+    # The eHealth STS signing certificate (PEM) for acc/prod: tokens are checked against it.
+    sts_certificate: str = ""
+    # Seconds to wait for eHealth or MyCareNet before falling back.
+    timeout_seconds: int = 20
 
 
 def load(path: Path | None = None) -> Settings:

@@ -29,6 +29,7 @@ from pathlib import Path
 from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput
 from mcn_cli.store import paths
 from mcn_cli.store.db import Database
+from mcn_cli.store.secure_files import write_private
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -120,20 +121,8 @@ def read_key_file(path: Path) -> bytes:
 
 def write_key_file(path: Path, key: bytes, *, replace: bool = False) -> None:
     """Write the key file atomically, owner-only; without ``replace`` never overwrite one."""
-    paths.private_dir(path.parent)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(_KEY_FILE_PREFIX + base64.b64encode(key).decode() + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        if replace:
-            os.replace(temporary, path)
-        else:
-            os.link(temporary, path)  # fails if another process made one first
-    finally:
-        temporary.unlink(missing_ok=True)
+    text = _KEY_FILE_PREFIX + base64.b64encode(key).decode() + "\n"
+    write_private(path, text.encode("ascii"), replace=replace)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,238 @@
+"""Opening an eHealth session: identify with the eID (or a personal fallback keystore), hold the
+token with the pharmacy's organisation certificate, keep it sealed for at most 12 hours."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mcn_cli.actions.local import open_database
+from mcn_cli.actions.secrets import secret
+from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.domain.identifiers import parse_niss, parse_pharmacy_nihii
+from mcn_cli.ehealth import endpoints, saml, sts_client
+from mcn_cli.ehealth.signers import KeystoreSigner, Signer, card_niss, default_module, load_keystore, open_eid
+from mcn_cli.store import sessions, vault
+from mcn_cli.store.sessions import Session
+from mcn_cli.store.settings import Settings, load
+
+MAX_SESSION = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the secrets come from: file descriptors given on the command line, else env/prompt."""
+
+    pin_fd: int | None = None
+    org_password_fd: int | None = None
+    password_fd: int | None = None
+
+
+def _org_nihii(certificate: x509.Certificate) -> str:
+    for attribute in certificate.subject:
+        value = str(attribute.value)
+        if value.startswith("NIHII-PHARMACY="):
+            return parse_pharmacy_nihii(value.split("=", 1)[1], "org").value
+    raise InvalidInput(
+        "org", "not-a-pharmacy", "the organisation keystore is not a pharmacy's (NIHII-PHARMACY=...)"
+    )
+
+
+def _personal_niss(certificate: x509.Certificate) -> str:
+    for attribute in certificate.subject:
+        value = str(attribute.value)
+        if value.startswith("SSIN="):
+            return parse_niss(value.split("=", 1)[1], "fallback").value
+    raise InvalidInput("fallback", "not-personal", "the fallback keystore is not a personal one (SSIN=...)")
+
+
+def _user_name(certificate: x509.Certificate, niss: str) -> str:
+    given = certificate.subject.get_attributes_for_oid(x509.NameOID.GIVEN_NAME)
+    surname = certificate.subject.get_attributes_for_oid(x509.NameOID.SURNAME)
+    if given and surname:
+        return f"{given[0].value} {surname[0].value}"
+    for attribute in certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME):
+        value = str(attribute.value)
+        if "=" not in value and value != "eHealth-platform Belgium":
+            return value.title()
+    return niss
+
+
+def _check_validity(certificate: x509.Certificate, what: str, now: datetime) -> None:
+    if certificate.not_valid_after_utc <= now:
+        raise AuthenticationNeeded(
+            f"the {what} certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+        )
+    if certificate.not_valid_before_utc > now:
+        raise AuthenticationNeeded(f"the {what} certificate is not valid yet")
+
+
+def login(
+    name: str = sessions.DEFAULT,
+    *,
+    fallback: Path | None = None,
+    org: Path | None = None,
+    user: str | None = None,
+    credentials: Credentials = Credentials(),
+    settings: Settings | None = None,
+) -> Session:
+    settings = settings or load()
+    env_name = endpoints.environment_name(settings)
+    sandbox_files = None
+    if env_name == "sandbox":
+        from mcn_cli.sandbox.world import Files
+
+        sandbox_files = Files()
+        if not sandbox_files.exists():
+            raise InvalidInput(
+                "sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init"
+            )
+    org_path = org or (Path(settings.org_keystore).expanduser() if settings.org_keystore else None)
+    if org_path is None and sandbox_files is not None:
+        from mcn_cli.sandbox.world import PARC
+
+        org_path = sandbox_files.org_keystore(PARC.nihii)
+    if org_path is None:
+        raise InvalidInput("org", "missing", "give --org KEYSTORE, or set org_keystore in config.toml")
+    sandbox_password = _sandbox_password(org_path, sandbox_files)
+    org_password = secret(
+        "organisation keystore password",
+        "MCN_ORG_PASSWORD",
+        fd=credentials.org_password_fd,
+        prompt=f"Password of {org_path.name}: ",
+        default=sandbox_password,
+        fd_option="--org-password-fd",
+    )
+    holder = load_keystore(org_path, org_password(), "org")
+    now = datetime.now(UTC)
+    _check_validity(holder.certificate, "organisation", now)
+    pharmacy = _org_nihii(holder.certificate)
+
+    identification: Signer
+    eid = None
+    if fallback is not None:
+        password = secret(
+            "fallback keystore password",
+            "MCN_KEYSTORE_PASSWORD",
+            fd=credentials.password_fd,
+            prompt=f"Password of {fallback.name}: ",
+            default=_sandbox_password(fallback, sandbox_files),
+            fd_option="--password-fd",
+        )
+        identification = load_keystore(fallback, password(), "fallback")
+        user_niss = _personal_niss(identification.certificate)
+    else:
+        module = settings.pkcs11_module or _sandbox_module(sandbox_files) or default_module()
+        if user is None and sandbox_files is not None:
+            from mcn_cli.sandbox.world import PARC
+
+            user = PARC.holder  # the sandbox has a card per pharmacist: the titular's by default
+        pin = secret("eID PIN", "MCN_PIN", fd=credentials.pin_fd, prompt="eID PIN: ", fd_option="--pin-fd")
+        eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None)
+        identification = eid
+        found = card_niss(eid.certificate)
+        if found is None:
+            raise AuthenticationNeeded("the eID certificate carries no national number")
+        user_niss = found
+    try:
+        _check_validity(identification.certificate, "identification", now)
+        if user and parse_niss(user, "user").value != user_niss:
+            raise InvalidInput(
+                "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"
+            )
+        holder_niss = settings.pharmacy_holder or _sandbox_holder(pharmacy, sandbox_files) or user_niss
+        claims = {
+            saml.CLAIM_CERT_HOLDER_SSIN: user_niss,
+            saml.CLAIM_SSIN: user_niss,
+            saml.CLAIM_PHARMACY: pharmacy,
+            saml.CLAIM_HOLDER: parse_niss(holder_niss, "pharmacy_holder").value,
+        }
+        with open_database() as db:
+            cache_vault = vault.unlock(db)
+            existing = sessions.find(db, cache_vault, name)
+            if existing is not None and existing.user_niss != user_niss:
+                raise InvalidInput(
+                    "session",
+                    "other-user",
+                    f"session {name!r} belongs to {existing.user_name}: log out first or use --session NAME",
+                )
+            environment = endpoints.resolve(settings)
+            token = sts_client.request_token(
+                environment, identification, holder, claims, saml.PHARMACY_DESIGNATORS
+            )
+            expires = min(token.not_on_or_after, now + MAX_SESSION)
+            session = Session(
+                name=name,
+                kind="pharmacy",
+                env=env_name,
+                user_niss=user_niss,
+                user_name=_user_name(identification.certificate, user_niss),
+                organisation=pharmacy,
+                holder_nihii11=token.attributes.get(saml.CERTIFIED_HOLDER_NIHII),
+                issued=now.isoformat(timespec="seconds"),
+                expires=expires.isoformat(timespec="seconds"),
+                token=base64.b64encode(token.xml).decode(),
+                hok_key=base64.b64encode(holder.private_der()).decode(),
+                hok_certificate=base64.b64encode(
+                    holder.certificate.public_bytes(serialization.Encoding.DER)
+                ).decode(),
+            )
+            sessions.save(db, cache_vault, session)
+        return session
+    finally:
+        if eid is not None:
+            eid.close()
+
+
+def _sandbox_password(path: Path, files: object) -> str | None:
+    """Sandbox keystores open with the documented sandbox password without asking."""
+    if files is None:
+        return None
+    from mcn_cli.sandbox.pki import SANDBOX_PASSWORD
+    from mcn_cli.sandbox.world import Files
+
+    assert isinstance(files, Files)
+    try:
+        inside = path.resolve().is_relative_to(files.keystores.resolve())
+    except OSError:
+        inside = False
+    return SANDBOX_PASSWORD if inside else None
+
+
+def _sandbox_module(files: object) -> str | None:
+    if files is None:
+        return None
+    from mcn_cli.sandbox import softhsm
+    from mcn_cli.sandbox.world import Files
+
+    assert isinstance(files, Files)
+    module = softhsm.module()
+    if module is None:
+        raise InvalidInput(
+            "softhsm",
+            "missing",
+            f"the sandbox eID needs SoftHSM2: {softhsm.INSTALL_HINT}, or log in with --fallback KEYSTORE",
+        )
+    softhsm.configure(files.softhsm)
+    return module
+
+
+def _sandbox_holder(pharmacy: str, files: object) -> str | None:
+    if files is None:
+        return None
+    from mcn_cli.sandbox.world import pharmacy as find
+
+    found = find(pharmacy)
+    return found.holder if found else None
+
+
+def holder_signer(session: Session) -> KeystoreSigner:
+    """The holder-of-key key and certificate kept in a session, to sign service calls."""
+    key = serialization.load_der_private_key(base64.b64decode(session.hok_key), password=None)
+    certificate = x509.load_der_x509_certificate(base64.b64decode(session.hok_certificate))
+    return KeystoreSigner(key, certificate)

@@ -1,0 +1,119 @@
+"""`mcn sandbox`: the built-in stand-in for eHealth and MyCareNet, on loopback."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import typer
+
+from mcn_cli.cli.output import emit_fields, emit_json, emit_line
+
+
+class Text:
+    """Human text of `mcn sandbox` (translate here)."""
+
+    help = "The built-in sandbox: a local eHealth STS and MyCareNet over HTTPS on loopback, with test people."
+    init_help = (
+        "Create the sandbox (idempotent): test PKI, keystores (password mcn-sandbox) and, with SoftHSM2, "
+        "eID tokens BELPIC for the test pharmacists (PIN 1234 unless --pin)."
+    )
+    serve_help = "Run the sandbox server in the foreground (commands otherwise start one in-process)."
+    pin_help = "PIN of the sandbox eID tokens (4 to 12 digits; a test PIN, not a real one)."
+    port_help = "Port on 127.0.0.1 (0: any free port)."
+    json_help = "Print JSON."
+    created = "sandbox created in {root}"
+    kept = "sandbox already set up in {root}"
+    tokens: ClassVar[dict[str, str]] = {
+        "created": "eID tokens (SoftHSM2, label BELPIC) created with the given PIN",
+        "kept": "eID tokens kept (the PIN is unchanged)",
+        "unavailable": "no eID tokens: SoftHSM2 is not installed ({hint}); log in with --fallback KEYSTORE",
+    }
+    serving = "sandbox serving on {url} (Ctrl-C to stop)"
+    next_steps = "next: MCN_PIN=<pin> mcn login"
+
+
+app = typer.Typer(help=Text.help, no_args_is_help=True)
+
+
+@app.command("init", help=Text.init_help)
+def init(
+    pin: Annotated[str, typer.Option("--pin", help=Text.pin_help)] = "1234",
+    json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False,
+) -> None:
+    from mcn_cli.domain.errors import InvalidInput
+    from mcn_cli.sandbox import softhsm, world
+    from mcn_cli.sandbox.setup import initialise
+
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        raise InvalidInput("pin", "form", "the sandbox eID PIN must have 4 to 12 digits")
+    report = initialise(pin)
+    files = report.files
+    people = [
+        {
+            "niss": p.niss,
+            "name": p.name,
+            "eid": p.eid is not None and report.tokens != "unavailable",
+            "fallback_keystore": str(files.personal_keystore(p.niss)),
+        }
+        for p in world.PEOPLE
+    ]
+    pharmacies = [
+        {
+            "nihii": ph.nihii,
+            "name": ph.name,
+            "holder": ph.holder,
+            "authorised": list(ph.authorised),
+            "keystore": str(files.org_keystore(ph.nihii)),
+        }
+        for ph in world.PHARMACIES
+    ]
+    if json:
+        emit_json(
+            {
+                "created": report.created,
+                "root": str(files.root),
+                "tokens": report.tokens,
+                "keystore_password": "mcn-sandbox",
+                "pharmacists": people,
+                "pharmacies": pharmacies,
+                "tarification_office": {"nihii": world.OT_NIHII, "keystore": str(files.ot_keystore())},
+            }
+        )
+        return
+    emit_line((Text.created if report.created else Text.kept).format(root=files.root))
+    emit_line(Text.tokens[report.tokens].format(hint=softhsm.INSTALL_HINT))
+    emit_fields(
+        [(f"{p['name']} ({p['niss']})", p["fallback_keystore"]) for p in people],
+        "Pharmacists (fallback keystores):",
+    )
+    emit_fields([(f"{ph['name']} ({ph['nihii']})", ph["keystore"]) for ph in pharmacies], "Pharmacies:")
+    emit_line(Text.next_steps)
+
+
+@app.command("serve", help=Text.serve_help)
+def serve(port: Annotated[int, typer.Option("--port", help=Text.port_help)] = 8443) -> None:
+    import json as json_module
+    import os
+
+    from mcn_cli.domain.errors import InvalidInput
+    from mcn_cli.sandbox.server import Server
+    from mcn_cli.sandbox.world import Files
+    from mcn_cli.store.secure_files import write_private
+
+    files = Files()
+    if not files.exists():
+        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+    try:
+        server = Server(files, port)
+    except OSError as error:
+        raise InvalidInput("port", "in-use", f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
+    write_private(files.server_file, json_module.dumps({"url": server.url, "pid": os.getpid()}).encode())
+    emit_line(Text.serving.format(url=server.url))
+    import sys
+
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        files.server_file.unlink(missing_ok=True)
+        server.stop()

@@ -1,0 +1,1 @@
+"""Adapters to eHealth and MyCareNet: signers, WS-Security, the STS, endpoints, transport."""

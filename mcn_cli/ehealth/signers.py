@@ -1,0 +1,233 @@
+"""Signers: a software key from a PKCS#12 keystore, or the eID's key through PKCS#11.
+
+Both give XML-signature values over SHA-256: RSA PKCS#1 v1.5, or ECDSA as the raw r||s that
+XML signatures use. Newer eID cards hold EC keys; the algorithm follows the key type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.ehealth import ns
+
+EID_TOKEN = "BELPIC"
+EID_KEY = "Authentication"
+KEYSTORE_ALIAS = "authentication"
+
+DEFAULT_MODULES = {
+    "linux": "libbeidpkcs11.so.0",
+    "darwin": "/Library/Belgium Identity Card/Pkcs11/libbeidpkcs11.dylib",
+    "win32": "beidpkcs11.dll",
+}
+
+
+def default_module() -> str:
+    return DEFAULT_MODULES.get(sys.platform, DEFAULT_MODULES["linux"])
+
+
+class Signer(Protocol):
+    certificate: x509.Certificate
+
+    @property
+    def algorithm(self) -> str:
+        """The XML-signature SignatureMethod URI."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """The XML-signature value of ``data`` (SHA-256)."""
+        ...
+
+
+def algorithm_for(public_key: Any) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return ns.RSA_SHA256
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return ns.ECDSA_SHA256
+    raise InvalidInput("key", "type", f"unsupported key type {type(public_key).__name__} (RSA or EC only)")
+
+
+def _raw_ecdsa(der: bytes, curve_bits: int) -> bytes:
+    r, s = decode_dss_signature(der)
+    size = (curve_bits + 7) // 8
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+@dataclass
+class KeystoreSigner:
+    """A private key held in memory (from a PKCS#12 keystore, or a sealed session)."""
+
+    private_key: Any
+    certificate: x509.Certificate
+    chain: list[x509.Certificate] = field(default_factory=list)
+
+    @property
+    def algorithm(self) -> str:
+        return algorithm_for(self.private_key.public_key())
+
+    def sign(self, data: bytes) -> bytes:
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return _raw_ecdsa(key.sign(data, ec.ECDSA(hashes.SHA256())), key.curve.key_size)
+        raise InvalidInput("key", "type", "unsupported key type (RSA or EC only)")
+
+    def private_der(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+def load_keystore(path: Path, password: str, field_name: str = "keystore") -> KeystoreSigner:
+    """The ``authentication`` key and certificate of a PKCS#12 keystore, with its chain."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(field_name, "missing", f"no keystore at {path}") from None
+    except OSError as error:
+        raise InvalidInput(field_name, "unreadable", f"cannot read {path}: {error.strerror}") from None
+    try:
+        bundle = pkcs12.load_pkcs12(data, password.encode())
+    except ValueError:
+        raise AuthenticationNeeded(
+            f"{field_name} {path.name}: wrong password, or not a PKCS#12 keystore"
+        ) from None
+    if bundle.key is None or bundle.cert is None:
+        raise InvalidInput(field_name, "no-key", f"{path.name} holds no private key with its certificate")
+    alias = bundle.cert.friendly_name
+    if alias is not None and alias.decode(errors="replace").lower() != KEYSTORE_ALIAS:
+        raise InvalidInput(
+            field_name,
+            "alias",
+            f"{path.name}: the key's alias is {alias.decode(errors='replace')!r}, not 'authentication'",
+        )
+    return KeystoreSigner(
+        bundle.key, bundle.cert.certificate, [c.certificate for c in bundle.additional_certs]
+    )
+
+
+class Pkcs11Signer:
+    """The eID's authentication key, used inside an open PKCS#11 session."""
+
+    def __init__(self, session: Any, key: Any, certificate: x509.Certificate) -> None:
+        self._session = session
+        self._key = key
+        self.certificate = certificate
+
+    @property
+    def algorithm(self) -> str:
+        return algorithm_for(self.certificate.public_key())
+
+    def sign(self, data: bytes) -> bytes:
+        from pkcs11 import Mechanism
+
+        if self.algorithm == ns.RSA_SHA256:
+            return bytes(self._key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+        # CKM_ECDSA signs a digest and returns r||s, as XML signatures want it.
+        return bytes(self._key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA))
+
+    def close(self) -> None:
+        self._session.close()
+
+
+_LOADED_WITH: dict[str, str | None] = {}
+
+
+def pkcs11_library(module: str) -> Any:
+    """The PKCS#11 library, loaded once per process; re-initialised when SOFTHSM2_CONF changed
+    (the sandbox points SoftHSM at the token folder of the current MCN_HOME)."""
+    import os
+
+    import pkcs11
+
+    library = pkcs11.lib(module)
+    current = os.environ.get("SOFTHSM2_CONF")
+    if module in _LOADED_WITH and _LOADED_WITH[module] != current:
+        library.reinitialize()
+    _LOADED_WITH[module] = current
+    return library
+
+
+def _token_certificate(token: Any) -> x509.Certificate | None:
+    from pkcs11 import Attribute, ObjectClass
+
+    with token.open() as session:
+        for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: EID_KEY}):
+            return x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
+    return None
+
+
+def card_niss(certificate: x509.Certificate) -> str | None:
+    values = certificate.subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)
+    return str(values[0].value) if values else None
+
+
+def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Signer:
+    """Open the eID (token ``BELPIC``) and log in. ``pin`` is called only when the reader has no
+    PIN pad (protected authentication path)."""
+    import pkcs11
+    from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
+    from pkcs11 import exceptions as p11
+
+    try:
+        library = pkcs11_library(module)
+    except (RuntimeError, OSError, p11.PKCS11Error) as error:
+        raise InvalidInput(
+            "pkcs11-module",
+            "load",
+            f"cannot load the PKCS#11 module {module} ({error}); "
+            "install the eID middleware or set pkcs11_module",
+        ) from None
+    tokens = list(library.get_tokens(token_label=EID_TOKEN))
+    if not tokens:
+        raise AuthenticationNeeded(
+            "no eID card found (no token BELPIC): insert the card, or log in with --fallback KEYSTORE"
+        )
+    chosen = tokens[0]
+    if user_niss is not None:
+        matching = [
+            t for t in tokens if (c := _token_certificate(t)) is not None and card_niss(c) == user_niss
+        ]
+        if not matching:
+            raise AuthenticationNeeded(f"no eID card of {user_niss} in the readers")
+        chosen = matching[0]
+    try:
+        if chosen.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH:
+            session = chosen.open(user_pin=pkcs11.PROTECTED_AUTH)
+        else:
+            session = chosen.open(user_pin=pin())
+    except p11.PinIncorrect:
+        raise AuthenticationNeeded("wrong eID PIN (the card locks after 3 wrong PINs)") from None
+    except p11.PinLocked:
+        raise AuthenticationNeeded(
+            "the eID card is locked: unblock it with its PUK at the municipality"
+        ) from None
+    except (p11.PinLenRange, p11.PinInvalid):
+        raise AuthenticationNeeded("the eID PIN has the wrong form (4 to 12 digits)") from None
+    try:
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=EID_KEY)
+        certificate = next(
+            x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
+            for obj in session.get_objects(
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: EID_KEY}
+            )
+        )
+    except (p11.NoSuchKey, p11.MultipleObjectsReturned, StopIteration):
+        session.close()
+        raise AuthenticationNeeded("the eID card has no Authentication key and certificate") from None
+    if key.key_type not in (KeyType.RSA, KeyType.EC):
+        session.close()
+        raise AuthenticationNeeded("the eID key is neither RSA nor EC")
+    return Pkcs11Signer(session, key, certificate)

@@ -1,0 +1,207 @@
+"""XML signatures (exclusive C14N, SHA-256): one implementation for the client and the sandbox.
+
+``sign`` builds a ds:Signature over referenced elements (enveloped or detached); ``verify``
+checks one, resolving each reference through a caller-given function so that the caller
+decides which element a reference may point at (the defence against wrapping attacks).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from lxml import etree
+
+from mcn_cli.ehealth import ns
+from mcn_cli.ehealth.ns import q
+from mcn_cli.ehealth.signers import Signer
+
+
+class SignatureInvalid(Exception):
+    """A signature, a digest, a timestamp or the message's structure does not hold."""
+
+
+def parser() -> etree.XMLParser:
+    """A parser that loads no DTD, no entity and nothing from the network."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def parse(data: bytes) -> etree._Element:
+    try:
+        return etree.fromstring(data, parser())
+    except etree.XMLSyntaxError as error:
+        raise SignatureInvalid(f"not well-formed XML: {error}") from None
+
+
+def c14n(element: etree._Element, prefixes: Sequence[str] | None = None) -> bytes:
+    return etree.tostring(
+        element,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=list(prefixes) if prefixes else None,
+    )
+
+
+_DIGESTS = {ns.SHA256: hashlib.sha256, ns.SHA1: hashlib.sha1}
+
+
+@dataclass(frozen=True)
+class Reference:
+    uri: str  # "#id"
+    element: etree._Element
+    enveloped: bool = False
+
+
+def sign(
+    references: Sequence[Reference],
+    signer: Signer,
+    key_info: etree._Element | None,
+    place: Callable[[etree._Element], None],
+    signature_id: str | None = None,
+) -> etree._Element:
+    """Digest the references, put the new ds:Signature where ``place`` says, then sign it."""
+    signature = etree.Element(q(ns.DS, "Signature"), nsmap={"ds": ns.DS})
+    if signature_id:
+        signature.set("Id", signature_id)
+    info = etree.SubElement(signature, q(ns.DS, "SignedInfo"))
+    etree.SubElement(info, q(ns.DS, "CanonicalizationMethod"), Algorithm=ns.EXC_C14N)
+    etree.SubElement(info, q(ns.DS, "SignatureMethod"), Algorithm=signer.algorithm)
+    for reference in references:
+        ref = etree.SubElement(info, q(ns.DS, "Reference"), URI=reference.uri)
+        transforms = etree.SubElement(ref, q(ns.DS, "Transforms"))
+        if reference.enveloped:
+            etree.SubElement(transforms, q(ns.DS, "Transform"), Algorithm=ns.ENVELOPED)
+        etree.SubElement(transforms, q(ns.DS, "Transform"), Algorithm=ns.EXC_C14N)
+        etree.SubElement(ref, q(ns.DS, "DigestMethod"), Algorithm=ns.SHA256)
+        value = base64.b64encode(hashlib.sha256(c14n(reference.element)).digest()).decode()
+        etree.SubElement(ref, q(ns.DS, "DigestValue")).text = value
+    value_element = etree.SubElement(signature, q(ns.DS, "SignatureValue"))
+    if key_info is not None:
+        signature.append(key_info)
+    place(signature)
+    value_element.text = base64.b64encode(signer.sign(c14n(info))).decode()
+    return signature
+
+
+def _only(parent: etree._Element, tag: str) -> etree._Element:
+    found = parent.findall(tag)
+    if len(found) != 1:
+        raise SignatureInvalid(f"expected one {etree.QName(tag).localname}, found {len(found)}")
+    return found[0]
+
+
+def _transforms(reference: etree._Element) -> tuple[bool, list[str] | None]:
+    enveloped = False
+    prefixes: list[str] | None = None
+    transforms = reference.find(q(ns.DS, "Transforms"))
+    steps = [] if transforms is None else transforms.findall(q(ns.DS, "Transform"))
+    algorithms = [t.get("Algorithm") for t in steps]
+    if algorithms == [ns.ENVELOPED, ns.EXC_C14N]:
+        enveloped = True
+    elif algorithms != [ns.EXC_C14N]:
+        raise SignatureInvalid(f"unsupported transforms {algorithms}")
+    inclusive = steps[-1].find(q(ns.EXC_C14N_NS, "InclusiveNamespaces"))
+    if inclusive is not None:
+        prefixes = (inclusive.get("PrefixList") or "").split()
+    return enveloped, prefixes
+
+
+def _without_signature(element: etree._Element, signature: etree._Element) -> etree._Element:
+    """A copy of ``element`` without ``signature`` (the enveloped-signature transform)."""
+    steps: list[int] = []
+    node = signature
+    while node is not element:
+        parent = node.getparent()
+        if parent is None:
+            raise SignatureInvalid("an enveloped signature must lie inside the signed element")
+        steps.append(parent.index(node))
+        node = parent
+    clone = copy.deepcopy(element)
+    target = clone
+    for index in reversed(steps):
+        target = target[index]
+    parent = target.getparent()
+    assert parent is not None
+    parent.remove(target)
+    return clone
+
+
+def verify_value(
+    public_key: Any, algorithm: str, value: bytes, data: bytes, allow_sha1: bool = False
+) -> None:
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey) and algorithm in (ns.RSA_SHA256, ns.RSA_SHA1):
+            if algorithm == ns.RSA_SHA1 and not allow_sha1:
+                raise SignatureInvalid("RSA-SHA1 signatures are not accepted")
+            digest = hashes.SHA256() if algorithm == ns.RSA_SHA256 else hashes.SHA1()
+            public_key.verify(value, data, padding.PKCS1v15(), digest)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and algorithm == ns.ECDSA_SHA256:
+            size = len(value) // 2
+            der = encode_dss_signature(
+                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            )
+            public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise SignatureInvalid(f"signature method {algorithm} does not fit the key")
+    except InvalidSignature:
+        raise SignatureInvalid(
+            "the signature value does not match: wrong key, or the signed data changed"
+        ) from None
+
+
+def verify(
+    signature: etree._Element,
+    resolve: Callable[[str], etree._Element],
+    public_key: Any,
+    *,
+    allow_sha1: bool = False,
+) -> list[etree._Element]:
+    """Check every reference's digest and the signature value; returns the signed elements."""
+    info = _only(signature, q(ns.DS, "SignedInfo"))
+    method = _only(info, q(ns.DS, "CanonicalizationMethod")).get("Algorithm")
+    if method != ns.EXC_C14N:
+        raise SignatureInvalid(f"canonicalization {method} is not exclusive C14N")
+    algorithm = _only(info, q(ns.DS, "SignatureMethod")).get("Algorithm") or ""
+    signed: list[etree._Element] = []
+    references = info.findall(q(ns.DS, "Reference"))
+    if not references:
+        raise SignatureInvalid("the signature references nothing")
+    for reference in references:
+        uri = reference.get("URI") or ""
+        if not uri.startswith("#") or len(uri) < 2:
+            raise SignatureInvalid(f"reference {uri!r} is not a same-document reference")
+        element = resolve(uri[1:])
+        enveloped, prefixes = _transforms(reference)
+        digest_method = _only(reference, q(ns.DS, "DigestMethod")).get("Algorithm")
+        if digest_method not in _DIGESTS or (digest_method == ns.SHA1 and not allow_sha1):
+            raise SignatureInvalid(f"digest method {digest_method} is not accepted")
+        target = _without_signature(element, signature) if enveloped else element
+        digest = base64.b64encode(_DIGESTS[digest_method](c14n(target, prefixes)).digest()).decode()
+        expected = (_only(reference, q(ns.DS, "DigestValue")).text or "").strip()
+        if digest != expected:
+            raise SignatureInvalid(f"the digest of {uri} does not match: the signed element changed")
+        signed.append(element)
+    value_text = _only(signature, q(ns.DS, "SignatureValue")).text or ""
+    try:
+        value = base64.b64decode("".join(value_text.split()), validate=True)
+    except ValueError:
+        raise SignatureInvalid("the signature value is not base64") from None
+    verify_value(public_key, algorithm, value, c14n(info), allow_sha1)
+    return signed
+
+
+def find_by_id(root: etree._Element, attribute: str, value: str) -> etree._Element:
+    """The one element whose ``attribute`` is ``value``; none or several is an attack or an error."""
+    found = [e for e in root.iter() if isinstance(e.tag, str) and e.get(attribute) == value]
+    if len(found) != 1:
+        raise SignatureInvalid(f"{len(found)} elements carry the id {value!r}")
+    return found[0]

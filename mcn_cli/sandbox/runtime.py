@@ -1,0 +1,61 @@
+"""Finding the sandbox server, or starting one in this process (so a newcomer needs no second
+terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import urllib.request
+
+from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.sandbox.world import Files
+
+_IN_PROCESS: dict[str, object] = {}
+
+
+def _alive(url: str, files: Files) -> bool:
+    context = ssl.create_default_context(cafile=str(files.ca_cert("root")))
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2, context=context) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def running_url(files: Files) -> str | None:
+    """The URL of a sandbox server started by `mcn sandbox serve`, if it answers."""
+    try:
+        info = json.loads(files.server_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    url = str(info.get("url", ""))
+    return url if url and _alive(url, files) else None
+
+
+def base_url(files: Files | None = None) -> str:
+    """A sandbox server for this process: the running one, or one started in-process."""
+    files = files or Files()
+    if not files.exists():
+        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+    override = os.environ.get("MCN_SANDBOX_URL")
+    if override:
+        return override.rstrip("/")
+    url = running_url(files)
+    if url:
+        return url
+    key = str(files.root)
+    server = _IN_PROCESS.get(key)
+    if server is None:
+        from mcn_cli.sandbox.server import Server
+
+        server = Server(files).start()
+        _IN_PROCESS[key] = server
+    return server.url  # type: ignore[attr-defined]
+
+
+def stop_in_process() -> None:
+    """Stop the servers this process started (tests)."""
+    for server in list(_IN_PROCESS.values()):
+        server.stop()  # type: ignore[attr-defined]
+    _IN_PROCESS.clear()

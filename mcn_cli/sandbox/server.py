@@ -1,0 +1,127 @@
+"""The sandbox server: HTTPS on loopback, SOAP services at the real eHealth paths."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from lxml import etree
+
+from mcn_cli.ehealth import wssec
+from mcn_cli.ehealth.soap import Fault, fault_envelope
+from mcn_cli.ehealth.xmldsig import SignatureInvalid
+from mcn_cli.sandbox import sts
+from mcn_cli.sandbox.world import Files
+
+STS_PATH = "/IAM/Saml11TokenService/Legacy/v1"
+HEALTH_PATH = "/health"
+MAX_BODY = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "text/xml; charset=utf-8"
+
+
+Service = Callable[[bytes, dict[str, str]], Reply]
+
+
+def soap_reply(root: etree._Element) -> Reply:
+    return Reply(200, wssec.to_bytes(wssec.envelope(root)))
+
+
+def fault_reply(code: str, message: str, status: int = 500) -> Reply:
+    return Reply(status, fault_envelope(Fault(code, message)))
+
+
+class Sandbox:
+    """The services, built once per server from the sandbox files."""
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+        self.services: dict[str, Service] = {STS_PATH: self.sts}
+
+    def sts(self, body: bytes, headers: dict[str, str]) -> Reply:
+        authority = sts.Authority.load(self.files)  # reloaded: revocations apply at once
+        try:
+            return soap_reply(sts.answer(body, authority))
+        except SignatureInvalid as error:
+            return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
+
+    def handle(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
+        service = self.services.get(path)
+        if service is None:
+            return Reply(404, b"no such service\n", "text/plain")
+        return service(body, headers)
+
+
+def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "mcn-sandbox"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def _send(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def do_GET(self) -> None:
+            if self.path == HEALTH_PATH:
+                self._send(Reply(200, b"mcn sandbox\n", "text/plain"))
+            else:
+                self._send(Reply(404, b"no such page\n", "text/plain"))
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(Reply(413, b"too large\n", "text/plain"))
+                return
+            body = self.rfile.read(length)
+            try:
+                reply = sandbox.handle(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+            except Exception as error:  # the sandbox answers like a server: a fault, not a crash
+                reply = fault_reply("soapenv:Server", f"sandbox error: {type(error).__name__}: {error}")
+            self._send(reply)
+
+    return Handler
+
+
+class Server:
+    """An HTTPS server on loopback; ``port=0`` picks a free port."""
+
+    def __init__(self, files: Files, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.sandbox = Sandbox(files)
+        self.httpd = ThreadingHTTPServer((host, port), _handler(self.sandbox))
+        self.httpd.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(files.ca_cert("server"), files.ca_key("server"))
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"https://{host}:{port}"
+
+    def start(self) -> Server:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mcn-sandbox", daemon=True)
+        self.thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

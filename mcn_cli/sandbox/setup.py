@@ -1,0 +1,135 @@
+"""`mcn sandbox init`: make the test PKI, keystores and eID tokens (idempotent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from mcn_cli.sandbox import pki, softhsm, world
+from mcn_cli.sandbox.pki import SANDBOX_PASSWORD, Issued
+from mcn_cli.sandbox.world import Files
+from mcn_cli.store.secure_files import write_private
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    created: bool  # the PKI and keystores were made now (False: they were there)
+    tokens: str  # "created", "kept", or "unavailable" (SoftHSM2 missing)
+    files: Files
+
+
+def _ca(files: Files, name: str, subject: str, parent: Issued | None) -> Issued:
+    issued = pki.issue(
+        pki.name((NameOID.COUNTRY_NAME, "BE"), (NameOID.COMMON_NAME, subject)),
+        pki.rsa_key(),
+        parent,
+        ca=True,
+        days=20 * 365,
+    )
+    pki.write_certificate(files.ca_cert(name), issued.certificate)
+    pki.write_key(files.ca_key(name), issued.key)
+    return issued
+
+
+def load_ca(files: Files, name: str) -> Issued:
+    return Issued(pki.load_key(files.ca_key(name)), pki.load_certificate(files.ca_cert(name)))
+
+
+def _keystore(path, issued: Issued, chain: list[x509.Certificate]) -> None:  # noqa: ANN001
+    write_private(path, pki.keystore_bytes(issued, chain, SANDBOX_PASSWORD))
+
+
+def _make_pki(files: Files) -> None:
+    root = _ca(files, "root", "mcn sandbox Root CA", None)
+    citizen = _ca(files, "citizen", "mcn sandbox Citizen CA", root)
+    ehealth = _ca(files, "ehealth", "mcn sandbox eHealth CA", root)
+    sts = pki.issue(
+        pki.name(
+            (NameOID.COUNTRY_NAME, "BE"),
+            (NameOID.ORGANIZATION_NAME, "Federal Government"),
+            (NameOID.COMMON_NAME, "mcn sandbox STS"),
+        ),
+        pki.rsa_key(),
+        ehealth,
+    )
+    pki.write_certificate(files.ca_cert("sts"), sts.certificate)
+    pki.write_key(files.ca_key("sts"), sts.key)
+    server = pki.issue(
+        pki.name((NameOID.COMMON_NAME, "localhost")),
+        pki.rsa_key(),
+        root,
+        server_names=("127.0.0.1", "localhost", "::1"),
+    )
+    pki.write_certificate(files.ca_cert("server"), server.certificate)
+    pki.write_key(files.ca_key("server"), server.key)
+    chain = [ehealth.certificate, root.certificate]
+    for pharmacy in world.PHARMACIES:
+        holder = world.person(pharmacy.holder)
+        assert holder is not None
+        subject = pki.ehealth_subject("NIHII-PHARMACY", pharmacy.nihii, holder.name.upper())
+        _keystore(
+            files.org_keystore(pharmacy.nihii), pki.issue(subject, pki.rsa_key(), ehealth, client=True), chain
+        )
+    for person in world.PEOPLE:
+        subject = personal_subject(person.niss, person.name.upper())
+        _keystore(
+            files.personal_keystore(person.niss),
+            pki.issue(subject, pki.rsa_key(), ehealth, client=True),
+            chain,
+        )
+        if person.eid:
+            key = pki.rsa_key() if person.eid == "rsa" else pki.ec_key()
+            card = pki.issue(
+                pki.eid_subject(person.niss, person.first, person.last), key, citizen, days=10 * 365
+            )
+            pki.write_certificate(files.root / "eid" / f"{person.niss}.pem", card.certificate)
+            pki.write_key(files.root / "eid" / f"{person.niss}.key", card.key)
+    ot = pki.ehealth_subject("NIHII-OTD_PHARMACY", world.OT_NIHII, world.OT_NAME.upper())
+    _keystore(files.ot_keystore(), pki.issue(ot, pki.rsa_key(), ehealth, client=True), chain)
+    expired = pki.issue(
+        personal_subject(world.ANNE.niss, world.ANNE.name.upper()),
+        pki.rsa_key(),
+        ehealth,
+        not_before=datetime.now(UTC) - timedelta(days=800),
+        days=730,
+    )
+    _keystore(files.expired_keystore(world.ANNE.niss), expired, chain)
+
+
+def personal_subject(niss: str, holder: str) -> x509.Name:
+    return pki.name(
+        (NameOID.COUNTRY_NAME, "BE"),
+        (NameOID.ORGANIZATION_NAME, "Federal Government"),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, f"SSIN={niss}"),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, holder),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, "eHealth-platform Belgium"),
+        (NameOID.COMMON_NAME, f"SSIN={niss}"),
+    )
+
+
+def cards(files: Files) -> list[tuple[object, x509.Certificate]]:
+    return [
+        (
+            pki.load_key(files.root / "eid" / f"{p.niss}.key"),
+            pki.load_certificate(files.root / "eid" / f"{p.niss}.pem"),
+        )
+        for p in world.PEOPLE
+        if p.eid
+    ]
+
+
+def initialise(pin: str = world.DEFAULT_PIN, files: Files | None = None) -> SetupReport:
+    files = files or Files()
+    created = not files.exists()
+    if created:
+        _make_pki(files)
+        files.save_state({"revoked": []})
+    if softhsm.module() is None:
+        return SetupReport(created, "unavailable", files)
+    if not created and softhsm.pin_works(files.softhsm, pin):
+        return SetupReport(created, "kept", files)
+    softhsm.create_tokens(files.softhsm, pin, cards(files))
+    return SetupReport(created, "created", files)

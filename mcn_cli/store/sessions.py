@@ -1,0 +1,111 @@
+"""eHealth sessions, sealed in the local database: the STS token and the holder-of-key key.
+
+A session lasts until the token's NotOnOrAfter and never more than 12 hours; several named
+sessions may live side by side, each for one user.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from mcn_cli.domain.errors import AuthenticationNeeded
+from mcn_cli.store.db import Database
+from mcn_cli.store.vault import Vault
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    kind: str  # "pharmacy" or "ot" (tarification office)
+    env: str
+    user_niss: str
+    user_name: str
+    organisation: str  # the pharmacy's (or the office's) NIHII
+    holder_nihii11: str | None
+    issued: str  # ISO 8601, UTC
+    expires: str
+    token: str  # the SAML assertion, base64
+    hok_key: str  # the holder-of-key private key, PKCS#8 DER, base64
+    hok_certificate: str  # DER, base64
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromisoformat(self.expires)
+
+    def time_left(self, now: datetime | None = None) -> float:
+        return (self.expires_at - (now or datetime.now(UTC))).total_seconds()
+
+    def token_xml(self) -> bytes:
+        return base64.b64decode(self.token)
+
+
+def _aad(name: str, expires: str) -> bytes:
+    return f"session|{name}|{expires}".encode()
+
+
+def save(db: Database, vault: Vault, session: Session) -> None:
+    sealed = vault.seal(json.dumps(asdict(session)).encode(), _aad(session.name, session.expires))
+    with db.write() as c:
+        c.execute(
+            "INSERT OR REPLACE INTO sessions (name, expires_at, sealed) VALUES (?, ?, ?)",
+            (session.name, session.expires, sealed),
+        )
+
+
+def _open(vault: Vault, name: str, expires: str, sealed: bytes) -> Session:
+    data = json.loads(vault.open(bytes(sealed), _aad(name, expires), f"session {name}"))
+    return Session(**data)
+
+
+def drop_expired(db: Database, now: datetime | None = None) -> int:
+    now_text = (now or datetime.now(UTC)).isoformat()
+    with db.write() as c:
+        return c.execute("DELETE FROM sessions WHERE expires_at <= ?", (now_text,)).rowcount
+
+
+def find(db: Database, vault: Vault, name: str) -> Session | None:
+    """The session ``name`` while it is valid; an expired one is deleted and None returned."""
+    drop_expired(db)
+    row = db.connection.execute("SELECT expires_at, sealed FROM sessions WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _open(vault, name, row[0], row[1])
+
+
+def require(db: Database, vault: Vault, name: str) -> Session:
+    session = find(db, vault, name)
+    if session is None:
+        option = "" if name == DEFAULT else f" --session {name}"
+        raise AuthenticationNeeded(
+            f"no valid eHealth session{'' if name == DEFAULT else ' ' + repr(name)}: log in first",
+            hint=f"mcn login{option}",
+        )
+    return session
+
+
+def all_sessions(db: Database, vault: Vault) -> list[Session]:
+    drop_expired(db)
+    rows = db.connection.execute("SELECT name, expires_at, sealed FROM sessions ORDER BY name").fetchall()
+    return [_open(vault, *row) for row in rows]
+
+
+def delete(db: Database, name: str | None = None) -> int:
+    with db.write() as c:
+        if name is None:
+            return c.execute("DELETE FROM sessions").rowcount
+        return c.execute("DELETE FROM sessions WHERE name = ?", (name,)).rowcount
+
+
+def reencrypt(db: Database, old: Vault, new: Vault) -> int:
+    """Re-seal every session under ``new`` (inside the rekey transaction)."""
+    c = db.connection
+    rows = c.execute("SELECT name, expires_at, sealed FROM sessions").fetchall()
+    for name, expires, sealed in rows:
+        plain = old.open(bytes(sealed), _aad(name, expires), f"session {name}")
+        c.execute(
+            "UPDATE sessions SET sealed = ? WHERE name = ?", (new.seal(plain, _aad(name, expires)), name)
+        )
+    return len(rows)

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mcn_cli.sandbox.world import ANNE, LINDE, MARC, PARC, PIETER
+from mcn_cli.status import ExitStatus
+from tests.conftest import ROOT, SANDBOX_PIN
+
+
+def sessions_in_db(mcn_home) -> int:
+    import sqlite3
+
+    path = mcn_home / "data" / "mcn.sqlite3"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+
+
+def test_eid_login_with_softhsm(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    result = mcn("login", "--json")
+    assert result.code == 0, result.err
+    shown = mcn("session", "show", "--json").json()
+    assert shown["user"] == {"niss": ANNE.niss, "name": "Anne Lambert"}
+    assert shown["pharmacy"] == PARC.nihii
+    assert shown["holder_nihii"] == ANNE.nihii11
+    expires = datetime.fromisoformat(shown["expires"])
+    assert timedelta(hours=11, minutes=58) < expires - datetime.now(UTC) <= timedelta(hours=12)
+    # the PIN is nowhere on disk
+    for path in mcn_home.rglob("*"):
+        if path.is_file():
+            assert SANDBOX_PIN.encode() not in path.read_bytes(), path
+    # the session file is owner-only and holds no token in clear
+    database = mcn_home / "data" / "mcn.sqlite3"
+    assert database.stat().st_mode & 0o077 == 0
+    assert b"NIHII-PHARMACY" not in database.read_bytes()
+
+
+def test_ec_card_of_the_second_pharmacist(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    result = mcn("login", "--user", PIETER.niss, "--session", "pieter", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["user"]["name"] == "Pieter Claes"
+
+
+def test_pin_from_a_file_descriptor(mcn, sandbox):
+    read, write = os.pipe()
+    os.write(write, (SANDBOX_PIN + "\n").encode())
+    os.close(write)
+    try:
+        assert mcn("login", "--pin-fd", str(read)).code == 0
+    finally:
+        os.close(read)
+
+
+def test_wrong_pin_writes_no_session(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", "0000")
+    result = mcn("login")
+    assert result.code == ExitStatus.AUTH_NEEDED
+    assert "wrong eID PIN" in result.err and "Traceback" not in result.err
+    assert sessions_in_db(mcn_home) == 0
+
+
+def test_no_pin_and_no_terminal(mcn, sandbox, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    result = mcn("login")
+    assert result.code == ExitStatus.AUTH_NEEDED and "MCN_PIN" in result.err
+
+
+def test_fallback_login_without_any_pkcs11_module(mcn, sandbox, mcn_home):
+    (mcn_home / "config.toml").write_text('pkcs11_module = "/nonexistent/libbeidpkcs11.so"\n')
+    result = mcn("login", "--fallback", str(sandbox.personal_keystore(ANNE.niss)), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["user"]["niss"] == ANNE.niss
+    # and the eID path does need the module
+    assert mcn("login", "--session", "eid").code == ExitStatus.BAD_INPUT
+
+
+def test_wrong_keystore_password(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_KEYSTORE_PASSWORD", "not-the-password")
+    copy = mcn_home / "SSIN=mine.p12"
+    copy.write_bytes(sandbox.personal_keystore(ANNE.niss).read_bytes())
+    result = mcn("login", "--fallback", str(copy))
+    assert result.code == ExitStatus.AUTH_NEEDED and "wrong password" in result.err
+    assert sessions_in_db(mcn_home) == 0
+
+
+def test_another_pharmacys_certificate_is_refused(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    result = mcn("login", "--org", str(sandbox.org_keystore(LINDE.nihii)))
+    assert result.code == ExitStatus.AUTH_NEEDED
+    assert "linked" in result.err
+    assert sessions_in_db(mcn_home) == 0
+
+
+def test_pharmacist_not_linked_to_the_pharmacy_is_refused(mcn, sandbox, mcn_home):
+    result = mcn("login", "--fallback", str(sandbox.personal_keystore(MARC.niss)))
+    assert result.code == ExitStatus.AUTH_NEEDED and "linked" in result.err
+    assert sessions_in_db(mcn_home) == 0
+    # but at his own pharmacy he is welcome
+    own = mcn(
+        "login",
+        "--fallback",
+        str(sandbox.personal_keystore(MARC.niss)),
+        "--org",
+        str(sandbox.org_keystore(LINDE.nihii)),
+    )
+    assert own.code == 0, own.err
+
+
+def test_expired_certificate_is_refused(mcn, sandbox, mcn_home):
+    result = mcn("login", "--fallback", str(sandbox.expired_keystore(ANNE.niss)))
+    assert result.code == ExitStatus.AUTH_NEEDED and "expired" in result.err
+    assert sessions_in_db(mcn_home) == 0
+
+
+def test_sessions_side_by_side_one_user_each_and_logout(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0
+    assert mcn("login", "--session", "counter-2", "--user", PIETER.niss).code == 0
+    names = [s["session"] for s in mcn("session", "list", "--json").json()]
+    assert names == ["counter-2", "default"]
+    taken = mcn("login", "--user", PIETER.niss)
+    assert taken.code == ExitStatus.BAD_INPUT and "belongs to Anne Lambert" in taken.err
+    assert mcn("logout", "--session", "counter-2", "--json").json() == {"closed": 1}
+    assert mcn("logout", "--all", "--json").json() == {"closed": 1}
+    missing = mcn("session", "show")
+    assert missing.code == ExitStatus.AUTH_NEEDED and "mcn login" in missing.err
+
+
+def test_expired_session_needs_a_new_login(mcn, sandbox, monkeypatch):
+    from mcn_cli.actions.local import open_cache
+    from mcn_cli.store import sessions
+
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0
+    cache = open_cache()
+    current = sessions.require(cache.db, cache.vault, "default")
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    from dataclasses import replace
+
+    sessions.save(cache.db, cache.vault, replace(current, expires=past))
+    result = mcn("session", "show", "--json")
+    assert result.code == ExitStatus.AUTH_NEEDED and result.json()["error"]["hint"] == "mcn login"
+
+
+def test_against_a_separate_sandbox_server_process(mcn, sandbox, mcn_home):
+    env = {**os.environ, "MCN_HOME": str(mcn_home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcn_cli", "sandbox", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert "sandbox serving on https://127.0.0.1:" in line
+        from mcn_cli.sandbox import runtime
+
+        url = runtime.running_url(sandbox)
+        assert url and url in line
+        result = mcn("login", "--fallback", str(sandbox.personal_keystore(PIETER.niss)))
+        assert result.code == 0, result.err
+        assert not runtime._IN_PROCESS, "the client should have used the running server"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_sandbox_init_is_idempotent_and_changes_the_pin(mcn, sandbox, monkeypatch):
+    first = mcn("sandbox", "init", "--pin", SANDBOX_PIN, "--json").json()
+    assert first["created"] is False and first["tokens"] == "kept"
+    changed = mcn("sandbox", "init", "--pin", "246813", "--json").json()
+    assert changed["tokens"] == "created"
+    monkeypatch.setenv("MCN_PIN", "246813")
+    assert mcn("login").code == 0
+    assert mcn("sandbox", "init", "--pin", "12ab").code == ExitStatus.BAD_INPUT
+
+
+@pytest.mark.parametrize("env", ["acc", "prod"])
+def test_real_environments_need_the_sts_certificate(mcn, sandbox, env, monkeypatch):
+    monkeypatch.setenv("MCN_KEYSTORE_PASSWORD", "mcn-sandbox")
+    monkeypatch.setenv("MCN_ORG_PASSWORD", "mcn-sandbox")
+    result = mcn(
+        "--env",
+        env,
+        "login",
+        "--fallback",
+        str(sandbox.personal_keystore(ANNE.niss)),
+        "--org",
+        str(sandbox.org_keystore(PARC.nihii)),
+    )
+    assert result.code == ExitStatus.BAD_INPUT and "sts_certificate" in result.err
+    assert mcn("--env", "test", "session", "list").code == ExitStatus.BAD_INPUT
