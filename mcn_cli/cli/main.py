@@ -11,7 +11,20 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from mcn_cli import __version__
-from mcn_cli.cli import audit, billing, cache, check, coverage, fallback, output, reuse, sandbox, session
+from mcn_cli.cli import (
+    audit,
+    billing,
+    cache,
+    check,
+    consult,
+    coverage,
+    demo,
+    fallback,
+    output,
+    reuse,
+    sandbox,
+    session,
+)
 from mcn_cli.cli.errors import report, status_for
 from mcn_cli.domain.errors import InvalidInput, McnError
 from mcn_cli.status import ExitStatus
@@ -62,6 +75,7 @@ def root(
 app.command("login", help=session.Text.login_help)(session.login)
 app.command("logout", help=session.Text.logout_help)(session.logout)
 app.add_typer(session.app, name="session")
+app.command("consult", help=consult.Text.help)(consult.consult)
 app.add_typer(check.app, name="check")
 app.command("coverage", help=coverage.Text.help)(coverage.coverage)
 app.command("reuse", help=reuse.Text.help)(reuse.reuse)
@@ -70,6 +84,7 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(billing.app, name="billing")
 app.add_typer(audit.app, name="audit")
 app.add_typer(sandbox.app, name="sandbox")
+app.command("demo", help=demo.Text.help)(demo.demo)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

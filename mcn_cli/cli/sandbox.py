@@ -29,6 +29,17 @@ class Text:
         "unavailable": "no eID tokens: SoftHSM2 is not installed ({hint}); log in with --fallback KEYSTORE",
     }
     serving = "sandbox serving on {url} (Ctrl-C to stop)"
+    patients_help = "The synthetic patients, one per situation, with the dispensing date that shows it."
+    fault_help = (
+        "Switch on a fault for the next requests: refused (network down), slow, http-500, soap-fault, "
+        "malformed, throttle; none switches it off."
+    )
+    kind_help = "refused, slow, http-500, soap-fault, malformed, throttle or none."
+    times_help = "Only for this many requests [default: until switched off]."
+    seconds_help = "How long a slow answer takes."
+    fault_on = "fault {kind!r} switched on{times}"
+    fault_off = "faults switched off"
+    patient_headers = ("SCENARIO", "NISS", "MUTUALITY", "MEMBER", "TRY --date", "SITUATION")
     next_steps = "next: MCN_PIN=<pin> mcn login"
 
 
@@ -117,3 +128,71 @@ def serve(port: Annotated[int, typer.Option("--port", help=Text.port_help)] = 84
     finally:
         files.server_file.unlink(missing_ok=True)
         server.stop()
+
+
+@app.command("patients", help=Text.patients_help)
+def patients(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False) -> None:
+    from datetime import date, timedelta
+
+    from mcn_cli.cli.output import emit_table
+    from mcn_cli.sandbox.population import population
+
+    today = date.today()
+    everyone = population(today)
+    if json:
+        emit_json(
+            [
+                {
+                    "scenario": p.scenario,
+                    "niss": p.niss,
+                    "mutuality": p.mutuality,
+                    "member_number": p.member,
+                    "name": f"{p.first} {p.last}",
+                    "dispensing_date": today + timedelta(days=p.try_date),
+                    "description": p.description,
+                }
+                for p in everyone
+            ]
+        )
+        return
+    emit_table(
+        Text.patient_headers,
+        [
+            (
+                p.scenario,
+                p.niss or "-",
+                p.mutuality,
+                p.member,
+                today + timedelta(days=p.try_date),
+                p.description,
+            )
+            for p in everyone
+        ],
+    )
+
+
+@app.command("fault", help=Text.fault_help)
+def fault(
+    kind: Annotated[str, typer.Argument(help=Text.kind_help, show_default=False)],
+    times: Annotated[int | None, typer.Option("--times", help=Text.times_help, show_default=False)] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help=Text.seconds_help)] = 25.0,
+    json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False,
+) -> None:
+    from mcn_cli.domain.errors import InvalidInput
+    from mcn_cli.sandbox.insurability import FAULTS, set_fault
+    from mcn_cli.sandbox.world import Files
+
+    if kind != "none" and kind not in FAULTS:
+        raise InvalidInput("kind", "choice", f"must be none or one of {', '.join(FAULTS)}, got {kind!r}")
+    if times is not None and times < 1:
+        raise InvalidInput("times", "range", "must be 1 or more")
+    files = Files()
+    if not files.exists():
+        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+    set_fault(files, None if kind == "none" else kind, times, seconds)
+    if json:
+        emit_json({"fault": None if kind == "none" else kind, "times": times})
+    elif kind == "none":
+        emit_line(Text.fault_off)
+    else:
+        emit_line(Text.fault_on.format(kind=kind, times=f" for {times} request(s)" if times else ""))

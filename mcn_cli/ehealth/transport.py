@@ -12,6 +12,10 @@ from mcn_cli.ehealth import soap, xmldsig
 from mcn_cli.ehealth.soap import Fault
 
 
+class ConnectionRefused(ServiceUnavailable):
+    """Nothing accepted the connection: the request never reached the service."""
+
+
 class SoapFaultError(Exception):
     def __init__(self, fault: Fault, status: int) -> None:
         super().__init__(f"{fault.code}: {fault.message}")
@@ -44,8 +48,12 @@ def post(
         raise ServiceUnavailable(f"{host} did not accept the connection within {timeout:g} s") from None
     except requests.exceptions.Timeout:
         raise ServiceUnavailable(f"{host} did not answer within {timeout:g} s") from None
-    except requests.exceptions.ConnectionError:
-        raise ServiceUnavailable(f"cannot reach {host}: the network or the service is down") from None
+    except requests.exceptions.ConnectionError as error:
+        if "NewConnectionError" in repr(error) or "Connection refused" in str(error):
+            raise ConnectionRefused(f"cannot reach {host}: the network or the service is down") from None
+        raise ServiceUnavailable(
+            f"{host} broke the connection: the network or the service is failing"
+        ) from None
     exchange = Exchange(payload, response.content, response.status_code)
     if response.status_code in (429, 503):
         retry = response.headers.get("Retry-After")

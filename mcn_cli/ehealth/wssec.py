@@ -72,6 +72,8 @@ def sign_envelope(
     ttl: timedelta = DEFAULT_TTL,
 ) -> etree._Element:
     """Add a wsse:Security header signed by ``signer``; with ``assertion`` the key is named by it."""
+    if root.find(q(ns.SOAP, "Header")) is None:
+        root.insert(0, etree.Element(q(ns.SOAP, "Header")))
     header, body = _parts(root)
     now = now or datetime.now(UTC)
     security = etree.Element(q(ns.WSSE, "Security"), nsmap={"wsse": ns.WSSE, "wsu": ns.WSU})

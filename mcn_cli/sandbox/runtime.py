@@ -23,6 +23,16 @@ def _alive(url: str, files: Files) -> bool:
         return False
 
 
+def _closed_port() -> str:
+    """An address where nothing listens: the network is down."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"https://127.0.0.1:{port}"
+
+
 def running_url(files: Files) -> str | None:
     """The URL of a sandbox server started by `mcn sandbox serve`, if it answers."""
     try:
@@ -41,6 +51,11 @@ def base_url(files: Files | None = None) -> str:
     override = os.environ.get("MCN_SANDBOX_URL")
     if override:
         return override.rstrip("/")
+    from mcn_cli.sandbox.insurability import fault_switch
+
+    switched = fault_switch(files, ("refused",))
+    if switched is not None and switched.kind == "refused":
+        return _closed_port()
     url = running_url(files)
     if url:
         return url

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cryptography import x509
 from lxml import etree
 
 from mcn_cli.ehealth import wssec
 from mcn_cli.ehealth.soap import Fault, fault_envelope
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
-from mcn_cli.sandbox import sts
+from mcn_cli.sandbox import insurability, sts
 from mcn_cli.sandbox.world import Files
 
 STS_PATH = "/IAM/Saml11TokenService/Legacy/v1"
+INSURABILITY_PATH = "/Insurability/v2"
 HEALTH_PATH = "/health"
 MAX_BODY = 2 * 1024 * 1024
 
@@ -26,6 +31,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str = "text/xml; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 Service = Callable[[bytes, dict[str, str]], Reply]
@@ -44,7 +50,31 @@ class Sandbox:
 
     def __init__(self, files: Files) -> None:
         self.files = files
-        self.services: dict[str, Service] = {STS_PATH: self.sts}
+        self.services: dict[str, Service] = {STS_PATH: self.sts, INSURABILITY_PATH: self.insurability}
+        self.throttle = insurability.Throttle()
+        self.sts_certificate = x509.load_pem_x509_certificate(files.ca_cert("sts").read_bytes())
+        self.secret = hashlib.sha256(files.ca_key("sts").read_bytes()).digest()
+
+    def insurability(self, body: bytes, headers: dict[str, str]) -> Reply:
+        now = datetime.now(UTC)
+        today = date.today()
+        switched = insurability.fault_switch(
+            self.files, tuple(k for k in insurability.FAULTS if k != "refused")
+        )
+        try:
+            caller, request = insurability.check_caller(body, self.sts_certificate, now)
+            fault = switched.kind if switched else insurability.patient_fault(request, today)
+            if fault is not None and fault != "slow":
+                return _fault(fault)
+            if fault == "slow":
+                time.sleep(switched.seconds if switched else SLOW_SECONDS)
+            if not self.throttle.allow(caller.pharmacy, insurability.patient_key(request)):
+                return _fault("throttle")
+            return soap_reply(insurability.answer(request, caller, self.secret, today))
+        except SignatureInvalid as error:
+            return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
+        except insurability.Rejected as error:
+            return fault_reply(error.code, str(error))
 
     def sts(self, body: bytes, headers: dict[str, str]) -> Reply:
         authority = sts.Authority.load(self.files)  # reloaded: revocations apply at once
@@ -60,6 +90,27 @@ class Sandbox:
         return service(body, headers)
 
 
+SLOW_SECONDS = 25.0
+
+
+def _fault(kind: str) -> Reply:
+    if kind == "http-500":
+        return Reply(500, b"<html><body>Internal Server Error</body></html>", "text/html")
+    if kind == "soap-fault":
+        return fault_reply("soapenv:Server", "SystemError: the insurer's system does not answer")
+    if kind == "malformed":
+        return Reply(
+            200,
+            b"<?xml version='1.0'?><soapenv:Envelope xmlns:soapenv='http://schemas.xmlsoap.org/"
+            b"soap/envelope/'><soapenv:Body><ins:GetInsurabilityFor",
+        )
+    if kind == "throttle":
+        return Reply(
+            429, b"too many requests: this pharmacy is slowed down\n", "text/plain", (("Retry-After", "60"),)
+        )
+    raise ValueError(kind)
+
+
 def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "mcn-sandbox"
@@ -72,6 +123,8 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body)
 
@@ -115,7 +168,9 @@ class Server:
         return f"https://{host}:{port}"
 
     def start(self) -> Server:
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mcn-sandbox", daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="mcn-sandbox", daemon=True
+        )
         self.thread.start()
         return self
 

@@ -165,3 +165,14 @@ def actor_niss(vault: Vault, connection: sqlite3.Connection, key: str) -> str | 
     if row is None:
         return None
     return vault.open(bytes(row[0]), f"actor|{key}".encode(), "pharmacist record").decode()
+
+
+def recent(connection: sqlite3.Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
+    """Entries of ``event`` at or after ``since``, newest first (reads back only as far as needed)."""
+    bound = since.astimezone(UTC).isoformat(timespec="seconds")
+    for (text,) in connection.execute("SELECT entry FROM audit ORDER BY seq DESC"):
+        entry = AuditEntry(**json.loads(text))
+        if entry.at < bound:
+            return
+        if entry.event == event:
+            yield entry

@@ -36,6 +36,17 @@ class Settings:
     sts_certificate: str = ""
     # Seconds to wait for eHealth or MyCareNet before falling back.
     timeout_seconds: int = 20
+    # The software package's name and the licence MyCareNet issued to it (the password may come
+    # from MCN_LICENSE_PASSWORD instead). The sandbox has its own.
+    package_name: str = "mcn"
+    license_username: str = ""
+    license_password: str = ""
+    # Write every request and answer envelope to this folder (support traces; off when empty).
+    trace_dir: str = ""
+    # Legitimate use: refuse a consultation past this many different patients within this many
+    # minutes for one pharmacy (systematic consultation is forbidden, brochure 7.2).
+    burst_patients: int = 40
+    burst_minutes: int = 10
 
 
 def load(path: Path | None = None) -> Settings:

@@ -1,0 +1,245 @@
+"""Consulting a patient's rights at a dispensing: the main job of the toolkit."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from lxml import etree
+
+from mcn_cli.actions.local import open_cache
+from mcn_cli.actions.login import holder_signer
+from mcn_cli.domain.consultation import Consultation, PatientId
+from mcn_cli.domain.errors import (
+    AuthenticationNeeded,
+    InvalidInput,
+    McnError,
+    PolicyRefused,
+    ServiceUnavailable,
+)
+from mcn_cli.domain.policy import check_burst
+from mcn_cli.ehealth import endpoints, insurability, transport, wssec, xmldsig
+from mcn_cli.ehealth.insurability import Answer, Origin, Requester
+from mcn_cli.store import audit, sessions
+from mcn_cli.store.audit import Actor, Event
+from mcn_cli.store.cache import CommitmentCache, patient_key
+from mcn_cli.store.secure_files import write_private
+from mcn_cli.store.settings import Settings, load
+
+CONNECT_ATTEMPTS = 2  # a refused connection never reached MyCareNet: one retry is safe
+USER_REFERENCE_MAX = 25
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ConsultResult:
+    consultation: Consultation
+    answer: Answer
+    record: str  # the cache record id
+    outcome: str  # "commitment", "no-right", "unknown", "multiple-insurers"
+
+
+def _origin(settings: Settings, env: str) -> Origin:
+    if env == "sandbox":
+        from mcn_cli.sandbox.insurability import LICENSE, PACKAGE
+
+        return Origin(PACKAGE, *LICENSE)
+    password = os.environ.get("MCN_LICENSE_PASSWORD") or settings.license_password
+    if not settings.license_username or not password:
+        raise InvalidInput(
+            "license",
+            "missing",
+            "set license_username and license_password (or MCN_LICENSE_PASSWORD): "
+            "MyCareNet's licence for the software",
+        )
+    return Origin(settings.package_name, settings.license_username, password)
+
+
+def _outcome(answer: Answer) -> str:
+    if answer.coverage is not None and answer.verification is not None:
+        return "commitment"
+    if answer.multiple_io:
+        return "multiple-insurers"
+    if not answer.care_receiver.last_name and not answer.care_receiver.member_number:
+        return "unknown"
+    return "no-right"
+
+
+def _redacted(envelope: bytes) -> bytes:
+    root = xmldsig.parse(envelope)
+    for element in root.iter():
+        if isinstance(element.tag, str) and etree.QName(element).localname in ("Username", "Password"):
+            element.text = "***"
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def write_trace(folder: Path, reference: str, request: bytes, response: bytes | None) -> None:
+    """Request and answer as XML files (owner-only), licence redacted: what a helpdesk asks for."""
+    stem = f"{reference}-{os.getpid()}-{secrets.token_hex(2)}-GetInsurabilityForPharmacist"
+    write_private(folder / f"{stem}-request.xml", _redacted(request))
+    if response is not None:
+        write_private(folder / f"{stem}-response.xml", response)
+
+
+def _send(
+    environment: endpoints.Environment, payload: bytes, notify: Notify
+) -> tuple[etree._Element, transport.Exchange]:
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return transport.post(
+                environment.insurability_url,
+                payload,
+                insurability.SOAP_ACTION,
+                verify=environment.verify,
+                timeout=environment.timeout,
+            )
+        except transport.ConnectionRefused:
+            if attempt == CONNECT_ATTEMPTS:
+                raise
+            notify(
+                f"MyCareNet did not accept the connection; trying again ({attempt + 1}/{CONNECT_ATTEMPTS})"
+            )
+    raise AssertionError("unreachable")
+
+
+def consult(
+    patient: PatientId,
+    dispensed: date,
+    *,
+    session_name: str = sessions.DEFAULT,
+    user_reference: str | None = None,
+    trace: Path | None = None,
+    settings: Settings | None = None,
+    notify: Notify = lambda message: None,
+) -> ConsultResult:
+    settings = settings or load()
+    today = date.today()
+    if dispensed > today:
+        raise InvalidInput(
+            "date",
+            "after-consultation",
+            f"dispensing date {dispensed} is after today ({today}), the consultation date",
+        )
+    if user_reference is not None and len(user_reference) > USER_REFERENCE_MAX:
+        raise InvalidInput("reference", "length", f"must have at most {USER_REFERENCE_MAX} characters")
+    trace = trace or (Path(settings.trace_dir).expanduser() if settings.trace_dir else None)
+    env_name = endpoints.environment_name(settings)
+    origin = _origin(settings, env_name)
+    cache = open_cache()
+    session = sessions.require(cache.db, cache.vault, session_name)
+    actor = Actor(session.user_niss, session.organisation)
+    if session.env != env_name:
+        raise AuthenticationNeeded(
+            f"session {session.name!r} was opened in {session.env}, not {env_name}: log in again",
+            hint=f"mcn --env {env_name} login",
+        )
+    if session.kind != "pharmacy":
+        refusal = PolicyRefused(
+            "a tarification office's session cannot consult for a dispensing: use mcn ot consult"
+        )
+        cache.record_event(
+            Event.CONSULTATION, "refused: OT session", actor=actor, patient=patient, dispensed=dispensed
+        )
+        raise refusal
+    now = datetime.now(UTC)
+    _check_legitimate_use(cache, session.organisation, patient, now, settings, actor, dispensed)
+    reference = insurability.record_reference(now)
+    requester = Requester(session.organisation, _holder_niss(session), session.holder_nihii11)
+    envelope = insurability.request_envelope(
+        origin,
+        requester,
+        patient,
+        dispensed,
+        reference=reference,
+        user_reference=user_reference,
+        is_test=env_name != "prod",
+    )
+    assertion = xmldsig.parse(session.token_xml())
+    payload = wssec.to_bytes(insurability.sign(envelope, holder_signer(session), assertion))
+    try:
+        environment = endpoints.resolve(settings)
+        root, exchange = _send(environment, payload, notify)
+        if trace is not None:
+            write_trace(trace, reference, payload, exchange.response)
+        answer = insurability.parse_answer(root)
+    except transport.SoapFaultError as error:
+        if trace is not None:
+            write_trace(trace, reference, payload, None)
+        failure: McnError = _fault_error(error)
+        cache.record_event(
+            Event.CONSULTATION, f"failed: {failure}", actor=actor, patient=patient, dispensed=dispensed
+        )
+        raise failure from None
+    except McnError as error:
+        if trace is not None and not isinstance(error, InvalidInput):
+            write_trace(trace, reference, payload, None)
+        cache.record_event(
+            Event.CONSULTATION, f"failed: {error}", actor=actor, patient=patient, dispensed=dispensed
+        )
+        raise
+    consultation = answer.consultation(datetime.now(UTC), dispensed, session.organisation, reference)
+    outcome = _outcome(answer)
+    record = cache.store(consultation, actor, outcome)
+    return ConsultResult(consultation, answer, record, outcome)
+
+
+def _holder_niss(session: sessions.Session) -> str:
+    from mcn_cli.ehealth import saml
+
+    token = xmldsig.parse(session.token_xml())
+    for attribute in token.iter("{urn:oasis:names:tc:SAML:1.0:assertion}Attribute"):
+        if attribute.get("AttributeName") == saml.CLAIM_HOLDER:
+            value = attribute.findtext("{urn:oasis:names:tc:SAML:1.0:assertion}AttributeValue")
+            if value:
+                return value.strip()
+    return session.user_niss
+
+
+def _fault_error(error: transport.SoapFaultError) -> McnError:
+    code = error.fault.code.lower()
+    if "security" in code or "authentication" in code:
+        return AuthenticationNeeded(f"MyCareNet refused the session: {error.fault.message}", hint="mcn login")
+    if code.endswith("client"):
+        return InvalidInput("request", "refused", f"MyCareNet refused the request: {error.fault.message}")
+    return ServiceUnavailable(f"MyCareNet failed: {error.fault.message}")
+
+
+def _check_legitimate_use(
+    cache: CommitmentCache,
+    pharmacy: str,
+    patient: PatientId,
+    now: datetime,
+    settings: Settings,
+    actor: Actor,
+    dispensed: date,
+) -> None:
+    from datetime import timedelta
+
+    since = now - timedelta(minutes=settings.burst_minutes)
+    recent = [
+        (datetime.fromisoformat(e.at), e.patient or "")
+        for e in audit.recent(cache.db.connection, since, Event.CONSULTATION)
+        if e.pharmacy == pharmacy and not e.outcome.startswith("refused")
+    ]
+    try:
+        check_burst(
+            recent,
+            patient_key(cache.vault, patient)[1],
+            now,
+            limit=settings.burst_patients,
+            minutes=settings.burst_minutes,
+        )
+    except PolicyRefused:
+        cache.record_event(
+            Event.CONSULTATION,
+            "refused: burst of patients",
+            actor=actor,
+            patient=patient,
+            dispensed=dispensed,
+        )
+        raise

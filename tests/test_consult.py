@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import stat
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
+from mcn_cli.sandbox import population
+from mcn_cli.status import ExitStatus
+from tests.conftest import ROOT, SANDBOX_PIN
+
+REFERENCE = ROOT.parent / "shared" / "reference"
+TODAY = date.today()
+PEOPLE = {p.scenario: p for p in population.population(TODAY)}
+
+
+@pytest.fixture(scope="module")
+def schema():
+    xsd = REFERENCE / "ehealth" / "ehealth-insurability" / "XSD" / "insurabilityservices_protocol-2_0.xsd"
+    return etree.XMLSchema(file=str(xsd))
+
+
+@pytest.fixture
+def logged_in(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0
+    return sandbox
+
+
+def consult(mcn, scenario: str, *extra: str):
+    patient = PEOPLE[scenario]
+    who = (
+        ["--niss", patient.niss]
+        if patient.niss
+        else ["--mutuality", patient.mutuality, "--member-number", patient.member]
+    )
+    day = TODAY + timedelta(days=patient.try_date)
+    return mcn("consult", *who, "--date", day.isoformat(), "--json", *extra)
+
+
+def expected(scenario: str):
+    patient = PEOPLE[scenario]
+    periods = [InsurabilityPeriod(ct, s, e) for ct, s, e in patient.periods_on(TODAY)]
+    return commitment_for(TODAY + timedelta(days=patient.try_date), TODAY, periods)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "annex-1",
+        "annex-2",
+        "annex-3",
+        "annex-4",
+        "annex-5",
+        "annex-6",
+        "ct-change",
+        "member-only",
+        "newborn",
+        "third-party-none",
+        "third-party-elevated",
+    ],
+)
+def test_commitment_scenarios(mcn, logged_in, scenario):
+    result = consult(mcn, scenario)
+    assert result.code == 0, result.err
+    data = result.json()
+    want = expected(scenario)
+    assert data["outcome"] == "commitment"
+    assert data["commitment"]["coverage"] == {
+        "start": want.coverage.start.isoformat(),
+        "end": want.coverage.end.isoformat(),
+    }
+    assert data["commitment"]["reusable"] is want.reusable
+    assert (data["commitment"]["ct1"], data["commitment"]["ct2"]) == (
+        want.entitlement.ct1,
+        want.entitlement.ct2,
+    )
+    assert data["third_party"] == PEOPLE[scenario].regime.value
+    verification = data["verification"]
+    assert len(verification["payment_approval"]) == 32 and len(verification["seed"]) == 10
+    assert len(verification["ot_check"]) == 2
+    listed = mcn("cache", "list", "--json").json()
+    assert data["record"] in [r["id"] for r in listed]
+
+
+def test_annex_situations_reuse_as_the_brochure_says(mcn, logged_in):
+    assert consult(mcn, "annex-4").json()["commitment"]["reusable"] is False
+    assert consult(mcn, "annex-5").json()["commitment"]["reusable"] is False
+    assert (
+        consult(mcn, "annex-6").json()["commitment"]["coverage"]["end"] == (TODAY + timedelta(30)).isoformat()
+    )
+    assert (
+        consult(mcn, "ct-change").json()["commitment"]["coverage"]["end"]
+        == (TODAY + timedelta(9)).isoformat()
+    )
+
+
+def test_human_output_shows_the_commitment(mcn, logged_in):
+    patient = PEOPLE["annex-1"]
+    result = mcn("consult", "--niss", patient.niss)
+    assert result.code == 0
+    for label in ("CT1/CT2", "third-party payer", "coverage", "payment approval", "seed", "OT check code"):
+        assert label in result.out
+
+
+def test_deceased_and_no_right(mcn, logged_in):
+    deceased = consult(mcn, "deceased")
+    assert (
+        deceased.code == 0 and deceased.json()["patient"]["deceased"] == (TODAY - timedelta(10)).isoformat()
+    )
+    after = mcn("consult", "--niss", PEOPLE["deceased"].niss, "--json")
+    assert after.code == ExitStatus.NO_COMMITMENT and after.json()["outcome"] == "no-right"
+    none = consult(mcn, "no-right")
+    assert none.code == ExitStatus.NO_COMMITMENT and none.json()["commitment"] is None
+    assert "no right at" in none.err
+
+
+def test_multiple_insurers_and_unknown_patient(mcn, logged_in):
+    several = consult(mcn, "multiple-io")
+    assert several.code == ExitStatus.NO_COMMITMENT
+    assert several.json()["multiple_io"] == ["1", "3"] and "several insurers (1, 3)" in several.err
+    unknown = mcn("consult", "--niss", "85073003427", "--json")  # valid, but nobody the insurers know
+    assert unknown.code == ExitStatus.NO_COMMITMENT and unknown.json()["outcome"] == "unknown"
+
+
+def test_every_answer_and_failure_is_audited(mcn, logged_in):
+    consult(mcn, "annex-1")
+    consult(mcn, "no-right")
+    consult(mcn, "fault-soap")
+    report = mcn("audit", "report", "--month", TODAY.strftime("%Y-%m"), "--json").json()
+    assert report["answered"] == 2 and report["refused_or_failed"] == 1
+    assert mcn("audit", "verify").code == 0
+
+
+@pytest.mark.parametrize(
+    ("scenario", "needle"),
+    [
+        ("fault-soap", "MyCareNet failed"),
+        ("fault-http-500", "HTTP 500"),
+        ("fault-malformed", "malformed"),
+        ("fault-throttled", "throttling"),
+    ],
+)
+def test_per_request_faults(mcn, logged_in, scenario, needle):
+    result = consult(mcn, scenario)
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE
+    assert needle in result.err
+    assert "mcn fallback --no-network" in result.err
+    assert result.json()["error"]["hint"]
+
+
+def test_network_down_hint_offers_the_cached_commitment(mcn, logged_in):
+    assert consult(mcn, "annex-1").code == 0
+    assert mcn("sandbox", "fault", "refused", "--times", "1").code == 0
+    result = consult(mcn, "annex-1")
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE
+    assert "cannot reach" in result.err and "trying again (2/2)" in result.err
+    assert "mcn reuse --niss" in result.err
+    assert consult(mcn, "annex-1").code == 0  # the switch was for one request
+
+
+def test_slow_answer_times_out(mcn, logged_in, mcn_home):
+    (mcn_home / "config.toml").write_text("timeout_seconds = 1\n")
+    assert mcn("sandbox", "fault", "slow", "--seconds", "3", "--times", "1").code == 0
+    result = consult(mcn, "annex-1")
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE and "did not answer within 1 s" in result.err
+
+
+def test_no_session_means_authentication_needed_and_no_network(mcn, sandbox):
+    from mcn_cli.sandbox import runtime
+
+    result = consult(mcn, "annex-1")
+    assert result.code == ExitStatus.AUTH_NEEDED and "mcn login" in result.err
+    assert not runtime._IN_PROCESS
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--niss", "85073003328", "--date", (TODAY + timedelta(1)).isoformat()], "after today"),
+        (["--niss", "85073003328", "--reference", "x" * 26], "25 characters"),
+        (["--date", TODAY.isoformat()], "give --niss"),
+        (["--niss", "85073003329"], "check digits"),
+        (["--mutuality", "812", "--member-number", "1"], "insurer union"),
+    ],
+)
+def test_bad_input_is_refused_before_sending(mcn, logged_in, args, needle):
+    from mcn_cli.actions.local import open_database
+    from mcn_cli.store import audit
+
+    result = mcn("consult", *args)
+    assert result.code == ExitStatus.BAD_INPUT and needle in result.err
+    with open_database() as db:
+        assert not list(audit.entries(db.connection))
+
+
+def test_burst_of_patients_is_refused_locally(mcn, logged_in, mcn_home):
+    (mcn_home / "config.toml").write_text("burst_patients = 3\nburst_minutes = 10\n")
+    for scenario in ("annex-1", "annex-2", "annex-6"):
+        assert consult(mcn, scenario).code == 0
+    assert consult(mcn, "annex-1").code == 0  # the same patient again is fine
+    refused = consult(mcn, "ct-change")
+    assert refused.code == ExitStatus.POLICY_REFUSED and "brochure 7.2" in refused.err
+    assert len(mcn("cache", "list", "--json").json()) == 4
+
+
+def test_trace_is_redacted_and_conforms(mcn, logged_in, tmp_path, schema):
+    trace = tmp_path / "trace"
+    assert consult(mcn, "annex-1", "--trace", str(trace)).code == 0
+    request = next(trace.glob("*-request.xml"))
+    response = next(trace.glob("*-response.xml"))
+    for path in (request, response):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert SANDBOX_PIN.encode() not in path.read_bytes()
+    text = request.read_text()
+    assert "sandbox-licence" not in text and "mcn-sandbox" not in text and "***" in text
+    body = etree.parse(str(request)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
+    schema.assertValid(body[0])
+    answer = etree.parse(str(response)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
+    schema.assertValid(answer[0])
+
+
+def test_every_sandbox_answer_conforms_to_the_real_schema(mcn, logged_in, tmp_path, schema):
+    trace = tmp_path / "trace"
+    for scenario in ("annex-4", "member-only", "deceased", "no-right", "multiple-io", "third-party-elevated"):
+        consult(mcn, scenario, "--trace", str(trace))
+    unknown = mcn("consult", "--niss", "85073003427", "--trace", str(trace))
+    assert unknown.code == ExitStatus.NO_COMMITMENT
+    files = sorted(trace.glob("*.xml"))
+    assert len(files) == 14
+    for path in files:
+        body = etree.parse(str(path)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
+        schema.assertValid(body[0])
+
+
+def test_the_real_v1_sample_parses():
+    from mcn_cli.ehealth import insurability, xmldsig
+
+    sample = REFERENCE / "samples" / "insurability-pharmacist-response-v1-connector-mock.xml"
+    answer = insurability.parse_answer(xmldsig.parse(sample.read_bytes()))
+    assert answer.care_receiver.niss == "55081332511" and answer.care_receiver.last_name == "FELKSEN"
+    assert answer.coverage.start == date(2010, 10, 7) and answer.coverage.end == date(2010, 11, 6)
+    assert (answer.coverage.end - answer.coverage.start).days == 30
+    assert str(answer.entitlement) == "121/121" and answer.third_party.value == "elevated"
+    assert answer.verification.seed == "5765675776" and answer.verification.ot_check == "SR"
+    assert answer.return_code.ok and answer.record_reference == "12345123451234"
+
+
+def test_sandbox_refuses_a_message_not_signed_by_the_holder_of_key(logged_in):
+    from mcn_cli.actions.local import open_cache
+    from mcn_cli.domain.identifiers import parse_niss
+    from mcn_cli.ehealth import insurability, xmldsig
+    from mcn_cli.sandbox.server import Sandbox
+    from mcn_cli.store import sessions
+    from tests.test_wssec import software_signer
+
+    cache = open_cache()
+    session = sessions.require(cache.db, cache.vault, "default")
+    envelope = insurability.request_envelope(
+        insurability.Origin("mcn", "mcn-sandbox", "sandbox-licence"),
+        insurability.Requester(session.organisation, session.user_niss, session.holder_nihii11),
+        parse_niss(PEOPLE["annex-1"].niss),
+        TODAY,
+        reference="20260101000000",
+        user_reference=None,
+        is_test=True,
+    )
+    stranger = software_signer("rsa")  # not the key the assertion names
+    insurability.sign(envelope, stranger, xmldsig.parse(session.token_xml()))
+    reply = Sandbox(logged_in).insurability(etree.tostring(envelope), {})
+    assert reply.status == 500 and b"InvalidSecurity" in reply.body
+
+
+def test_demo_runs_the_main_job(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    result = mcn("demo", "--json")
+    assert result.code == 0, result.err
+    assert [c["outcome"] for c in result.json()["consultations"]] == ["commitment", "commitment"]
+
+
+def test_wsdl_is_parsed_once_per_process():
+    from mcn_cli.ehealth import insurability
+
+    assert insurability.zeep_client() is insurability.zeep_client()
+    assert Path(insurability.WSDL).exists()
