@@ -51,7 +51,7 @@ class Text:
     stats_title = "Cache"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 Reveal = Annotated[bool, typer.Option("--reveal", help=Text.reveal_help)]
 

@@ -23,7 +23,7 @@ class Text:
         "Consult a patient's rights for a dispensing and get the payment commitment "
         "(one patient per call; the answer is kept in the encrypted cache and audited)."
     )
-    date_help = "Dispensing date: YYYY-MM-DD or DD/MM/YYYY [default: today]."
+    date_help = "Dispensing date: YYYY-MM-DD or DD/MM/YYYY (default: today)."
     session_help = "The eHealth session to use."
     reference_help = "Your own reference for this request (at most 25 characters; returned by MyCareNet)."
     trace_help = (

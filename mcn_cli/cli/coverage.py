@@ -24,9 +24,9 @@ class Text:
         "--period 110/110:2011-01-01..2011-12-31 --period 110/110:2012-01-01..2012-12-31"
     )
     date_help = "Dispensing date (the date sent in the request): YYYY-MM-DD or DD/MM/YYYY."
-    consulted_help = "Consultation date [default: today]."
+    consulted_help = "Consultation date (default: today)."
     period_help = "An insurability period CT1/CT2:START..END, e.g. 110/110:2011-01-01..2011-12-31 (repeat)."
-    max_days_help = "Longest coverage after its start, in days [default: setting commitment_days, 30]."
+    max_days_help = "Longest coverage after its start, in days (default: setting commitment_days, 30)."
     json_help = "Print JSON."
     title = "Payment commitment"
     dispensed = "dispensed"

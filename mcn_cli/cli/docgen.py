@@ -24,6 +24,11 @@ ENVIRONMENT = {
     "MCN_DEBUG": "Set to 1 to show the traceback of an internal error.",
     "MCN_CACHE_PASSPHRASE": "The cache passphrase, when the cache is protected by one (else a prompt).",
     "MCN_CACHE_NEW_PASSPHRASE": "The new passphrase for mcn cache rekey --passphrase (else a prompt).",
+    "MCN_ENV": "The eHealth environment: sandbox (default), acc or prod.",
+    "MCN_PIN": "The eID PIN (else a hidden prompt; --pin-fd reads it from a file descriptor).",
+    "MCN_ORG_PASSWORD": "The organisation keystore's password (else a prompt, or --org-password-fd).",
+    "MCN_KEYSTORE_PASSWORD": "The personal fallback keystore's password (else a prompt, or --password-fd).",
+    "MCN_LICENSE_PASSWORD": "The password of MyCareNet's licence for the software package.",
     "MCN_CACHE_KEY_FILE": "Where the cache's key file is (default: vault.key in the data folder).",
 }
 
@@ -95,7 +100,7 @@ def _header(name: str, summary: str) -> list[str]:
 
 def man_pages() -> dict[str, str]:
     root = typer.main.get_command(app)
-    root_ctx = click_core.Context(root, info_name="mcn")
+    root_ctx = click_core.Context(root, info_name="mcn", help_option_names=["-h", "--help"])
     assert isinstance(root, TyperGroup)
     pages: dict[str, str] = {}
     names = root.list_commands(root_ctx)

@@ -26,7 +26,7 @@ class Text:
         "With --niss (or --mutuality and --member-number) and --date, steps 3 and 4 are answered "
         "from the local cache."
     )
-    date_help = "Dispensing date for steps 3-4 from the cache [default: today]."
+    date_help = "Dispensing date for steps 3-4 from the cache (default: today)."
     from_cache = "steps 3-4 answered from the cache: {reason}"
     json_help = "Print JSON."
     questions: ClassVar[dict[Question, str]] = {

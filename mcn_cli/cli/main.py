@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated, NoReturn
+from functools import cache
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
+from typer.core import TyperGroup
 
 from mcn_cli import __version__
-from mcn_cli.cli import (
-    audit,
-    billing,
-    cache,
-    check,
-    consult,
-    coverage,
-    demo,
-    fallback,
-    output,
-    reuse,
-    sandbox,
-    session,
-)
+from mcn_cli.cli import output
 from mcn_cli.cli.errors import report, status_for
 from mcn_cli.domain.errors import InvalidInput, McnError
 from mcn_cli.status import ExitStatus
@@ -35,8 +25,52 @@ HELP = (
     "and follow the emergency flow when the network is down."
 )
 
+# Commands by name, imported only when run (shell completion and scripts stay fast): the module
+# under mcn_cli.cli and either its Typer app (a command group) or its command function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "login": ("session", "login"),
+    "logout": ("session", "logout"),
+    "session": ("session", "app"),
+    "consult": ("consult", "consult"),
+    "check": ("check", "app"),
+    "coverage": ("coverage", "coverage"),
+    "reuse": ("reuse", "reuse"),
+    "fallback": ("fallback", "fallback"),
+    "cache": ("cache", "app"),
+    "billing": ("billing", "app"),
+    "audit": ("audit", "app"),
+    "sandbox": ("sandbox", "app"),
+    "demo": ("demo", "demo"),
+}
+_HELP_TEXT = {"login": "login_help", "logout": "logout_help"}  # else the module's Text.help
+
+
+@cache
+def load_command(name: str) -> Any:
+    module_name, attribute = COMMANDS[name]
+    module = importlib.import_module(f"mcn_cli.cli.{module_name}")
+    target = getattr(module, attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_command(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name, help=getattr(module.Text, _HELP_TEXT.get(name, "help")))(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyCommands(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+
 app = typer.Typer(
     name="mcn",
+    cls=LazyCommands,
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -60,7 +94,7 @@ def root(
         str | None,
         typer.Option(
             "--env",
-            help="eHealth environment: sandbox, acc or prod [default: MCN_ENV, config, sandbox].",
+            help="eHealth environment: sandbox, acc or prod (default: MCN_ENV, config, sandbox).",
             show_default=False,
         ),
     ] = None,
@@ -70,21 +104,6 @@ def root(
         if env not in ("sandbox", "acc", "prod"):
             raise InvalidInput("env", "choice", f"must be sandbox, acc or prod, got {env!r}")
         os.environ["MCN_ENV"] = env
-
-
-app.command("login", help=session.Text.login_help)(session.login)
-app.command("logout", help=session.Text.logout_help)(session.logout)
-app.add_typer(session.app, name="session")
-app.command("consult", help=consult.Text.help)(consult.consult)
-app.add_typer(check.app, name="check")
-app.command("coverage", help=coverage.Text.help)(coverage.coverage)
-app.command("reuse", help=reuse.Text.help)(reuse.reuse)
-app.command("fallback", help=fallback.Text.help)(fallback.fallback)
-app.add_typer(cache.app, name="cache")
-app.add_typer(billing.app, name="billing")
-app.add_typer(audit.app, name="audit")
-app.add_typer(sandbox.app, name="sandbox")
-app.command("demo", help=demo.Text.help)(demo.demo)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ class Text:
         "malformed, throttle; none switches it off."
     )
     kind_help = "refused, slow, http-500, soap-fault, malformed, throttle or none."
-    times_help = "Only for this many requests [default: until switched off]."
+    times_help = "Only for this many requests (default: until switched off)."
     seconds_help = "How long a slow answer takes."
     fault_on = "fault {kind!r} switched on{times}"
     fault_off = "faults switched off"
@@ -43,7 +43,7 @@ class Text:
     next_steps = "next: MCN_PIN=<pin> mcn login"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
 
 
 @app.command("init", help=Text.init_help)

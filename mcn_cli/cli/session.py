@@ -28,7 +28,7 @@ class Text:
     eid_help = "Identify with the eID card (the default)."
     fallback_help = "Identify with a personal fallback keystore (SSIN=....p12) instead of the eID."
     org_help = (
-        "The pharmacy's organisation keystore (NIHII-PHARMACY=....p12) [default: setting org_keystore]."
+        "The pharmacy's organisation keystore (NIHII-PHARMACY=....p12) (default: setting org_keystore)."
     )
     user_help = "With several cards in the readers: the NISS of the card to use."
     pin_fd_help = "Read the eID PIN from this file descriptor."
@@ -133,7 +133,7 @@ def logout(
     emit_json({"closed": count}) if json else emit_line(Text.logged_out.format(count=count))
 
 
-app = typer.Typer(help=Text.session_help, no_args_is_help=True)
+app = typer.Typer(help=Text.session_help, no_args_is_help=True, add_completion=False)
 
 
 def _open_sessions() -> list[Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
-import urllib.request
 
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.sandbox.world import Files
@@ -14,13 +12,14 @@ from mcn_cli.sandbox.world import Files
 _IN_PROCESS: dict[str, object] = {}
 
 
-def _alive(url: str, files: Files) -> bool:
-    context = ssl.create_default_context(cafile=str(files.ca_cert("root")))
+def _alive(pid: int) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2, context=context) as response:
-            return response.status == 200
-    except (OSError, ValueError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _closed_port() -> str:
@@ -34,13 +33,14 @@ def _closed_port() -> str:
 
 
 def running_url(files: Files) -> str | None:
-    """The URL of a sandbox server started by `mcn sandbox serve`, if it answers."""
+    """The URL of a sandbox server started by `mcn sandbox serve`, while its process lives."""
     try:
         info = json.loads(files.server_file.read_text())
     except (FileNotFoundError, ValueError):
         return None
     url = str(info.get("url", ""))
-    return url if url and _alive(url, files) else None
+    pid = info.get("pid")
+    return url if url and isinstance(pid, int) and _alive(pid) else None
 
 
 def base_url(files: Files | None = None) -> str:
