@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("cache", "app"),
     "billing": ("billing", "app"),
     "audit": ("audit", "app"),
+    "cert": ("cert", "app"),
     "sandbox": ("sandbox", "app"),
     "demo": ("demo", "demo"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, ClassVar
 
 import typer
@@ -39,6 +40,12 @@ class Text:
     seconds_help = "How long a slow answer takes."
     fault_on = "fault {kind!r} switched on{times}"
     fault_off = "faults switched off"
+    issue_help = (
+        "Have the sandbox's eHealth CA sign a certificate request (writes the certificate with its chain)."
+    )
+    csr_help = "The certificate request (PEM), as mcn cert request wrote it."
+    out_help = "Where to write the certificate (default: beside the request, .issued.pem)."
+    issued = "certificate written to {path}: mcn cert install {path}"
     patient_headers = ("SCENARIO", "NISS", "MUTUALITY", "MEMBER", "TRY --date", "SITUATION")
     next_steps = "next: MCN_PIN=<pin> mcn login"
 
@@ -196,3 +203,30 @@ def fault(
         emit_line(Text.fault_off)
     else:
         emit_line(Text.fault_on.format(kind=kind, times=f" for {times} request(s)" if times else ""))
+
+
+@app.command("issue", help=Text.issue_help)
+def issue(
+    csr: Annotated[Path, typer.Argument(help=Text.csr_help, show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", help=Text.out_help, show_default=False)] = None,
+    json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False,
+) -> None:
+    from cryptography import x509
+
+    from mcn_cli.domain.errors import InvalidInput
+    from mcn_cli.sandbox.ca import issue as sign
+    from mcn_cli.sandbox.world import Files
+    from mcn_cli.store.secure_files import write_private
+
+    files = Files()
+    if not files.exists():
+        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+    try:
+        request = x509.load_pem_x509_csr(csr.read_bytes())
+    except OSError as error:
+        raise InvalidInput("csr", "unreadable", f"cannot read {csr}: {error.strerror}") from None
+    except ValueError:
+        raise InvalidInput("csr", "format", f"{csr} is not a PEM certificate request") from None
+    target = out or csr.with_name(csr.name.removesuffix(".csr") + ".issued.pem")
+    write_private(target, sign(files, request))
+    emit_json({"certificate": str(target)}) if json else emit_line(Text.issued.format(path=target))

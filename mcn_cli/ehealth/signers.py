@@ -90,7 +90,7 @@ class KeystoreSigner:
 
 def load_keystore(path: Path, password: str, field_name: str = "keystore") -> KeystoreSigner:
     """The ``authentication`` key and certificate of a PKCS#12 keystore, with its chain."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    from mcn_cli.ehealth.keystore import KeystoreError, read
 
     try:
         data = path.read_bytes()
@@ -99,23 +99,25 @@ def load_keystore(path: Path, password: str, field_name: str = "keystore") -> Ke
     except OSError as error:
         raise InvalidInput(field_name, "unreadable", f"cannot read {path}: {error.strerror}") from None
     try:
-        bundle = pkcs12.load_pkcs12(data, password.encode())
-    except ValueError:
-        raise AuthenticationNeeded(
-            f"{field_name} {path.name}: wrong password, or not a PKCS#12 keystore"
-        ) from None
-    if bundle.key is None or bundle.cert is None:
-        raise InvalidInput(field_name, "no-key", f"{path.name} holds no private key with its certificate")
-    alias = bundle.cert.friendly_name
-    if alias is not None and alias.decode(errors="replace").lower() != KEYSTORE_ALIAS:
+        store = read(data, password)
+    except KeystoreError as error:
+        raise AuthenticationNeeded(f"{field_name} {path.name}: {error}") from None
+    entry = store.get(KEYSTORE_ALIAS)
+    if entry is None and len(store.entries) == 1 and not store.entries[0].alias:
+        entry = store.entries[0]
+    if entry is None:
+        aliases = ", ".join(repr(e.alias) for e in store.entries) or "none"
+        raise InvalidInput(
+            field_name, "alias", f"{path.name} has no key under alias 'authentication' ({aliases})"
+        )
+    if entry.certificate is None:
         raise InvalidInput(
             field_name,
-            "alias",
-            f"{path.name}: the key's alias is {alias.decode(errors='replace')!r}, not 'authentication'",
+            "no-certificate",
+            f"{path.name} holds a key but no certificate yet: "
+            "install the one eHealth sent (mcn cert install)",
         )
-    return KeystoreSigner(
-        bundle.key, bundle.cert.certificate, [c.certificate for c in bundle.additional_certs]
-    )
+    return KeystoreSigner(entry.private_key, entry.certificate, entry.chain)
 
 
 class Pkcs11Signer:

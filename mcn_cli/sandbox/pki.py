@@ -12,7 +12,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mcn_cli.store.secure_files import write_private
@@ -137,13 +136,9 @@ def write_key(path: Path, key: Any) -> None:
 
 def keystore_bytes(issued: Issued, chain: list[x509.Certificate], password: str) -> bytes:
     """A PKCS#12 keystore as mcn writes them: alias ``authentication``, AES-256 + PBKDF2."""
-    return pkcs12.serialize_key_and_certificates(
-        b"authentication",
-        issued.key,
-        issued.certificate,
-        chain,
-        serialization.BestAvailableEncryption(password.encode()),
-    )
+    from mcn_cli.ehealth.keystore import KeyEntry, Keystore, write
+
+    return write(Keystore([KeyEntry("authentication", issued.key, issued.certificate, chain)]), password)
 
 
 def load_certificate(path: Path) -> x509.Certificate:

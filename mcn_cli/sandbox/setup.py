@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -38,8 +39,12 @@ def load_ca(files: Files, name: str) -> Issued:
     return Issued(pki.load_key(files.ca_key(name)), pki.load_certificate(files.ca_cert(name)))
 
 
-def _keystore(path, issued: Issued, chain: list[x509.Certificate]) -> None:  # noqa: ANN001
+def _keystore(path: Path, issued: Issued, chain: list[x509.Certificate]) -> None:
+    """The keystore and, beside it, its public certificate chain (what mcn cert list reads)."""
     write_private(path, pki.keystore_bytes(issued, chain, SANDBOX_PASSWORD))
+    write_private(
+        path.with_name(path.stem + ".crt"), b"".join(pki.pem(c) for c in [issued.certificate, *chain])
+    )
 
 
 def _make_pki(files: Files) -> None:

@@ -47,6 +47,10 @@ class Settings:
     # minutes for one pharmacy (systematic consultation is forbidden, brochure 7.2).
     burst_patients: int = 40
     burst_minutes: int = 10
+    # Where mcn cert keeps keystores and requests (default: keystores/ in the data folder).
+    keystore_dir: str = ""
+    # Extra trusted root certificates (PEM) for mcn cert install: eHealth's roots for acc/prod.
+    ca_certificates: str = ""
 
 
 def load(path: Path | None = None) -> Settings:
