@@ -39,7 +39,7 @@ def test_a_good_token_is_accepted():
     checked = saml.check_assertion(etree.fromstring(etree.tostring(assertion)), sts.certificate, NOW)
     assert checked.holder_of_key == holder.certificate
     assert checked.not_on_or_after - checked.not_before == timedelta(hours=12)
-    saml.check_pharmacy_token(checked)
+    saml.check_token(checked)
 
 
 def test_a_changed_attribute_breaks_the_signature():
@@ -68,7 +68,7 @@ def test_false_booleans_make_the_token_unusable(recognised, linked):
     sts, _, assertion = token(recognised, linked)
     checked = saml.check_assertion(assertion, sts.certificate, NOW)
     with pytest.raises(TokenRefused):
-        saml.check_pharmacy_token(checked)
+        saml.check_token(checked)
 
 
 def test_request_follows_the_template_and_is_signed_by_the_holder():

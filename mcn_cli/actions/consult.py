@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -60,7 +62,7 @@ def _origin(settings: Settings, env: str) -> Origin:
     return Origin(settings.package_name, settings.license_username, password)
 
 
-def _outcome(answer: Answer) -> str:
+def outcome_of(answer: Answer) -> str:
     if answer.coverage is not None and answer.verification is not None:
         return "commitment"
     if answer.multiple_io:
@@ -87,7 +89,7 @@ def write_trace(folder: Path, reference: str, request: bytes, response: bytes | 
 
 
 def _send(
-    environment: endpoints.Environment, payload: bytes, notify: Notify
+    environment: endpoints.Environment, payload: bytes, notify: Notify, http: Any = None
 ) -> tuple[etree._Element, transport.Exchange]:
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
@@ -97,6 +99,7 @@ def _send(
                 insurability.SOAP_ACTION,
                 verify=environment.verify,
                 timeout=environment.timeout,
+                session=http,
             )
         except transport.ConnectionRefused:
             if attempt == CONNECT_ATTEMPTS:
@@ -105,6 +108,94 @@ def _send(
                 f"MyCareNet did not accept the connection; trying again ({attempt + 1}/{CONNECT_ATTEMPTS})"
             )
     raise AssertionError("unreachable")
+
+
+_BUILDING = threading.Lock()  # zeep builds one message at a time
+
+
+@dataclass(frozen=True)
+class Channel:
+    """What every request of a session needs, prepared once (a batch shares it between threads)."""
+
+    session: sessions.Session
+    environment: endpoints.Environment
+    origin: Origin
+    requester: Requester
+    signer: Any
+    assertion: bytes
+    is_test: bool
+    trace: Path | None
+
+
+def open_channel(
+    session: sessions.Session, requester: Requester, settings: Settings, trace: Path | None
+) -> Channel:
+    env_name = endpoints.environment_name(settings)
+    if session.env != env_name:
+        raise AuthenticationNeeded(
+            f"session {session.name!r} was opened in {session.env}, not {env_name}: log in again",
+            hint=f"mcn --env {env_name} login",
+        )
+    origin = _origin(settings, env_name)
+    trace = trace or (Path(settings.trace_dir).expanduser() if settings.trace_dir else None)
+    return Channel(
+        session,
+        endpoints.resolve(settings),
+        origin,
+        requester,
+        holder_signer(session),
+        session.token_xml(),
+        env_name != "prod",
+        trace,
+    )
+
+
+def ask(
+    channel: Channel,
+    patient: PatientId,
+    dispensed: date,
+    user_reference: str | None,
+    notify: Notify = lambda message: None,
+    http: Any = None,
+) -> tuple[Answer, str]:
+    """One request and its answer; every failure is an McnError (faults mapped)."""
+    reference = insurability.record_reference()
+    with _BUILDING:
+        envelope = insurability.request_envelope(
+            channel.origin,
+            channel.requester,
+            patient,
+            dispensed,
+            reference=reference,
+            user_reference=user_reference,
+            is_test=channel.is_test,
+        )
+    payload = wssec.to_bytes(insurability.sign(envelope, channel.signer, xmldsig.parse(channel.assertion)))
+    try:
+        root, exchange = _send(channel.environment, payload, notify, http)
+        if channel.trace is not None:
+            write_trace(channel.trace, reference, payload, exchange.response)
+        return insurability.parse_answer(root), reference
+    except transport.SoapFaultError as error:
+        if channel.trace is not None:
+            write_trace(channel.trace, reference, payload, None)
+        raise _fault_error(error) from None
+    except McnError:
+        if channel.trace is not None:
+            write_trace(channel.trace, reference, payload, None)
+        raise
+
+
+def validate(dispensed: date, user_reference: str | None, field: str = "reference") -> None:
+    today = date.today()
+    if dispensed > today:
+        raise InvalidInput(
+            "date",
+            "after-consultation",
+            f"dispensing date {dispensed} is after today ({today}), the consultation date",
+        )
+    if user_reference is not None and len(user_reference) > USER_REFERENCE_MAX:
+        raise InvalidInput(field, "length", f"must have at most {USER_REFERENCE_MAX} characters")
 
 
 def consult(
@@ -118,72 +209,32 @@ def consult(
     notify: Notify = lambda message: None,
 ) -> ConsultResult:
     settings = settings or load()
-    today = date.today()
-    if dispensed > today:
-        raise InvalidInput(
-            "date",
-            "after-consultation",
-            f"dispensing date {dispensed} is after today ({today}), the consultation date",
-        )
-    if user_reference is not None and len(user_reference) > USER_REFERENCE_MAX:
-        raise InvalidInput("reference", "length", f"must have at most {USER_REFERENCE_MAX} characters")
-    trace = trace or (Path(settings.trace_dir).expanduser() if settings.trace_dir else None)
+    validate(dispensed, user_reference)
     env_name = endpoints.environment_name(settings)
-    origin = _origin(settings, env_name)
+    _origin(settings, env_name)  # a missing licence is bad input, before anything else
     cache = open_cache()
     session = sessions.require(cache.db, cache.vault, session_name)
     actor = Actor(session.user_niss, session.organisation)
-    if session.env != env_name:
-        raise AuthenticationNeeded(
-            f"session {session.name!r} was opened in {session.env}, not {env_name}: log in again",
-            hint=f"mcn --env {env_name} login",
-        )
     if session.kind != "pharmacy":
-        refusal = PolicyRefused(
-            "a tarification office's session cannot consult for a dispensing: use mcn ot consult"
-        )
         cache.record_event(
             Event.CONSULTATION, "refused: OT session", actor=actor, patient=patient, dispensed=dispensed
         )
-        raise refusal
+        raise PolicyRefused(
+            "a tarification office's session cannot consult for a dispensing: use mcn ot consult"
+        )
     now = datetime.now(UTC)
     _check_legitimate_use(cache, session.organisation, patient, now, settings, actor, dispensed)
-    reference = insurability.record_reference(now)
     requester = Requester(session.organisation, _holder_niss(session), session.holder_nihii11)
-    envelope = insurability.request_envelope(
-        origin,
-        requester,
-        patient,
-        dispensed,
-        reference=reference,
-        user_reference=user_reference,
-        is_test=env_name != "prod",
-    )
-    assertion = xmldsig.parse(session.token_xml())
-    payload = wssec.to_bytes(insurability.sign(envelope, holder_signer(session), assertion))
+    channel = open_channel(session, requester, settings, trace)
     try:
-        environment = endpoints.resolve(settings)
-        root, exchange = _send(environment, payload, notify)
-        if trace is not None:
-            write_trace(trace, reference, payload, exchange.response)
-        answer = insurability.parse_answer(root)
-    except transport.SoapFaultError as error:
-        if trace is not None:
-            write_trace(trace, reference, payload, None)
-        failure: McnError = _fault_error(error)
-        cache.record_event(
-            Event.CONSULTATION, f"failed: {failure}", actor=actor, patient=patient, dispensed=dispensed
-        )
-        raise failure from None
+        answer, reference = ask(channel, patient, dispensed, user_reference, notify)
     except McnError as error:
-        if trace is not None and not isinstance(error, InvalidInput):
-            write_trace(trace, reference, payload, None)
         cache.record_event(
             Event.CONSULTATION, f"failed: {error}", actor=actor, patient=patient, dispensed=dispensed
         )
         raise
     consultation = answer.consultation(datetime.now(UTC), dispensed, session.organisation, reference)
-    outcome = _outcome(answer)
+    outcome = outcome_of(answer)
     record = cache.store(consultation, actor, outcome)
     return ConsultResult(consultation, answer, record, outcome)
 

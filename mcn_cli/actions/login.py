@@ -43,6 +43,14 @@ def _org_nihii(certificate: x509.Certificate) -> str:
     )
 
 
+def _office_nihii(certificate: x509.Certificate) -> str | None:
+    for attribute in certificate.subject:
+        value = str(attribute.value)
+        if value.startswith("NIHII-OTD_PHARMACY="):
+            return parse_pharmacy_nihii(value.split("=", 1)[1], "org").value
+    return None
+
+
 def _personal_niss(certificate: x509.Certificate) -> str:
     for attribute in certificate.subject:
         value = str(attribute.value)
@@ -111,6 +119,16 @@ def login(
     holder = load_keystore(org_path, org_password(), "org")
     now = datetime.now(UTC)
     _check_validity(holder.certificate, "organisation", now)
+    office = _office_nihii(holder.certificate)
+    if office is not None:
+        if fallback is not None or user is not None:
+            raise InvalidInput(
+                "org", "office", "a tarification office logs in with its organisation certificate alone"
+            )
+        claims = {saml.CLAIM_OT: office}
+        return _open(
+            name, "ot", env_name, settings, holder, holder, claims, saml.OT_DESIGNATORS, office, office, now
+        )
     pharmacy = _org_nihii(holder.certificate)
 
     identification: Signer
@@ -152,41 +170,68 @@ def login(
             saml.CLAIM_PHARMACY: pharmacy,
             saml.CLAIM_HOLDER: parse_niss(holder_niss, "pharmacy_holder").value,
         }
-        with open_database() as db:
-            cache_vault = vault.unlock(db)
-            existing = sessions.find(db, cache_vault, name)
-            if existing is not None and existing.user_niss != user_niss:
-                raise InvalidInput(
-                    "session",
-                    "other-user",
-                    f"session {name!r} belongs to {existing.user_name}: log out first or use --session NAME",
-                )
-            environment = endpoints.resolve(settings)
-            token = sts_client.request_token(
-                environment, identification, holder, claims, saml.PHARMACY_DESIGNATORS
-            )
-            expires = min(token.not_on_or_after, now + MAX_SESSION)
-            session = Session(
-                name=name,
-                kind="pharmacy",
-                env=env_name,
-                user_niss=user_niss,
-                user_name=_user_name(identification.certificate, user_niss),
-                organisation=pharmacy,
-                holder_nihii11=token.attributes.get(saml.CERTIFIED_HOLDER_NIHII),
-                issued=now.isoformat(timespec="seconds"),
-                expires=expires.isoformat(timespec="seconds"),
-                token=base64.b64encode(token.xml).decode(),
-                hok_key=base64.b64encode(holder.private_der()).decode(),
-                hok_certificate=base64.b64encode(
-                    holder.certificate.public_bytes(serialization.Encoding.DER)
-                ).decode(),
-            )
-            sessions.save(db, cache_vault, session)
-        return session
+        return _open(
+            name,
+            "pharmacy",
+            env_name,
+            settings,
+            identification,
+            holder,
+            claims,
+            saml.PHARMACY_DESIGNATORS,
+            user_niss,
+            pharmacy,
+            now,
+        )
     finally:
         if eid is not None:
             eid.close()
+
+
+def _open(
+    name: str,
+    kind: str,
+    env_name: str,
+    settings: Settings,
+    identification: Signer,
+    holder: KeystoreSigner,
+    claims: dict[str, str],
+    designators: tuple[str, ...],
+    user: str,
+    organisation: str,
+    now: datetime,
+) -> Session:
+    """Ask the STS for the token and keep the session; a session keeps one user."""
+    with open_database() as db:
+        cache_vault = vault.unlock(db)
+        existing = sessions.find(db, cache_vault, name)
+        if existing is not None and existing.user_niss != user:
+            raise InvalidInput(
+                "session",
+                "other-user",
+                f"session {name!r} belongs to {existing.user_name}: log out first or use --session NAME",
+            )
+        environment = endpoints.resolve(settings)
+        token = sts_client.request_token(environment, identification, holder, claims, designators)
+        expires = min(token.not_on_or_after, now + MAX_SESSION)
+        session = Session(
+            name=name,
+            kind=kind,
+            env=env_name,
+            user_niss=user,
+            user_name=_user_name(identification.certificate, user),
+            organisation=organisation,
+            holder_nihii11=token.attributes.get(saml.CERTIFIED_HOLDER_NIHII),
+            issued=now.isoformat(timespec="seconds"),
+            expires=expires.isoformat(timespec="seconds"),
+            token=base64.b64encode(token.xml).decode(),
+            hok_key=base64.b64encode(holder.private_der()).decode(),
+            hok_certificate=base64.b64encode(
+                holder.certificate.public_bytes(serialization.Encoding.DER)
+            ).decode(),
+        )
+        sessions.save(db, cache_vault, session)
+    return session
 
 
 def _sandbox_password(path: Path, files: object) -> str | None:

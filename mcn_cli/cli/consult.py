@@ -138,7 +138,11 @@ def consult(
 
 
 def rows(result: Any) -> list[tuple[str, object]]:
-    c = result.consultation
+    return [*answer_rows(result.consultation), (Text.record, result.record)]
+
+
+def answer_rows(c: Any) -> list[tuple[str, object]]:
+    """What MyCareNet answered, as the pharmacist reads it."""
     r = c.care_receiver
     who = " ".join(p for p in (r.first_name, r.last_name) if p)
     identity = f"{who} ({r.niss})" if r.niss else who
@@ -164,5 +168,4 @@ def rows(result: Any) -> list[tuple[str, object]]:
     if c.verification is not None:
         v = c.verification
         rows += [(Text.approval, v.payment_approval), (Text.seed, v.seed), (Text.ot_check, v.ot_check)]
-    rows.append((Text.record, result.record))
     return rows

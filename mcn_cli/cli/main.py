@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("session", "logout"),
     "session": ("session", "app"),
     "consult": ("consult", "consult"),
+    "ot": ("ot", "app"),
     "check": ("check", "app"),
     "coverage": ("coverage", "coverage"),
     "reuse": ("reuse", "reuse"),

@@ -46,6 +46,9 @@ class Text:
     csr_help = "The certificate request (PEM), as mcn cert request wrote it."
     out_help = "Where to write the certificate (default: beside the request, .issued.pem)."
     issued = "certificate written to {path}: mcn cert install {path}"
+    rejections_help = (
+        "Sample rejected invoice lines for a tarification office's tests, as the CSV mcn ot batch reads."
+    )
     patient_headers = ("SCENARIO", "NISS", "MUTUALITY", "MEMBER", "TRY --date", "SITUATION")
     next_steps = "next: MCN_PIN=<pin> mcn login"
 
@@ -230,3 +233,37 @@ def issue(
     target = out or csr.with_name(csr.name.removesuffix(".csr") + ".issued.pem")
     write_private(target, sign(files, request))
     emit_json({"certificate": str(target)}) if json else emit_line(Text.issued.format(path=target))
+
+
+@app.command("rejections", help=Text.rejections_help)
+def rejections(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False) -> None:
+    import csv
+    import sys
+    from datetime import date, timedelta
+
+    from mcn_cli.sandbox.population import population
+    from mcn_cli.sandbox.world import PARC
+
+    today = date.today()
+    chosen = ("annex-1", "annex-6", "newborn", "no-right", "multiple-io", "deceased", "third-party-elevated")
+    people = {p.scenario: p for p in population(today)}
+    lines = []
+    for number, scenario in enumerate(chosen, start=1):
+        patient = people[scenario]
+        lines.append(
+            {
+                "rejection": f"SBX-REJ-{number:04d}",
+                "pharmacy": PARC.nihii,
+                "niss": patient.niss or "",
+                "mutuality": "" if patient.niss else patient.mutuality,
+                "member_number": "" if patient.niss else patient.member,
+                "date": (today + timedelta(days=min(patient.try_date, -3))).isoformat(),
+                "rejection_code": "INS01",
+            }
+        )
+    if json:
+        emit_json(lines)
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(lines[0]))
+    writer.writeheader()
+    writer.writerows(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 
@@ -36,10 +36,11 @@ class Text:
     password_fd_help = "Read the fallback keystore's password from this file descriptor."
     all_help = "Close every session."
     json_help = "Print JSON."
-    logged_in = "session {name!r} open for {user} at pharmacy {pharmacy} until {expires} ({left})"
+    logged_in = "session {name!r} open for {user} at {where} {pharmacy} until {expires} ({left})"
+    where: ClassVar[dict[str, str]] = {"pharmacy": "pharmacy", "ot": "tarification office"}
     logged_out = "closed {count} session(s)"
     none_open = "no open session (mcn login opens one)"
-    headers = ("SESSION", "USER", "PHARMACY", "ENV", "EXPIRES", "LEFT")
+    headers = ("SESSION", "USER", "NIHII", "ENV", "EXPIRES", "LEFT")
     both = "give --eid or --fallback KEYSTORE, not both"
     logout_which = "give --session NAME or --all, not both"
 
@@ -109,6 +110,7 @@ def login(
                 name=session.name,
                 user=session.user_name,
                 pharmacy=session.organisation,
+                where=Text.where.get(session.kind, session.kind),
                 expires=_local(session.expires),
                 left=_left(session.time_left()),
             )

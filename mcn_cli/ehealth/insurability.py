@@ -46,11 +46,13 @@ class Origin:
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asks, as the session's token says: the pharmacy and its titular pharmacist."""
+    """Who asks, as the session's token says: the pharmacy and its titular pharmacist, or a
+    tarification office for a pharmacy's rejected invoice."""
 
-    pharmacy: str
-    holder_niss: str
-    holder_nihii: str | None
+    pharmacy: str | None
+    holder_niss: str | None = None
+    holder_nihii: str | None = None
+    office: str | None = None  # the tarification office's NIHII
 
 
 def request_envelope(
@@ -69,11 +71,16 @@ def request_envelope(
     else:
         assert isinstance(patient, Member)
         receiver = {"RegNrWithMut": patient.number, "Mutuality": patient.mutuality.code}
-    care_provider: dict[str, Any] = {
-        "Nihii": {"Quality": "PHARMACY-HOLDER", "Value": requester.holder_nihii or requester.pharmacy},
-        "PhysicalPerson": {"Ssin": requester.holder_niss},
-        "Organization": {"Nihii": {"Quality": "PHARMACY", "Value": requester.pharmacy}},
-    }
+    care_provider: dict[str, Any]
+    if requester.office is not None:
+        care_provider = {"Nihii": {"Quality": "OTD_PHARMACY", "Value": requester.office}}
+    else:
+        care_provider = {
+            "Nihii": {"Quality": "PHARMACY-HOLDER", "Value": requester.holder_nihii or requester.pharmacy},
+            "PhysicalPerson": {"Ssin": requester.holder_niss},
+        }
+    if requester.pharmacy is not None:
+        care_provider["Organization"] = {"Nihii": {"Quality": "PHARMACY", "Value": requester.pharmacy}}
     record: dict[str, Any] = {"Reference": reference}
     if user_reference:
         record["UserReference"] = user_reference

@@ -38,6 +38,11 @@ CERTIFIED_LINKED = (
 PHARMACY_DESIGNATORS = (CERTIFIED_RECOGNISED, CERTIFIED_HOLDER_NIHII, CERTIFIED_LINKED)
 REQUIRED_TRUE = (CERTIFIED_RECOGNISED, CERTIFIED_LINKED)
 
+# A tarification office identifies with its organisation certificate alone.
+CLAIM_OT = "urn:be:fgov:ehealth:1.0:certificateholder:otdpharmacy:nihii-number"
+CERTIFIED_OT = "urn:be:fgov:ehealth:1.0:otdpharmacy:nihii-number:recognisedotdpharmacy:boolean"
+OT_DESIGNATORS = (CERTIFIED_OT,)
+
 
 def _time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -347,8 +352,13 @@ def check_assertion(
     )
 
 
-def check_pharmacy_token(token: Token) -> None:
-    """Refuse a token in which a certified boolean is not true."""
+def check_token(token: Token) -> str:
+    """Refuse a token in which a certified boolean is not true; returns whose token it is:
+    "pharmacy" or "ot" (a tarification office)."""
+    if CERTIFIED_OT in token.attributes:
+        if token.attributes[CERTIFIED_OT] != "true":
+            raise TokenRefused("eHealth does not certify a recognised tarification office")
+        return "ot"
     for name in REQUIRED_TRUE:
         value = token.attributes.get(name)
         if value != "true":
@@ -358,3 +368,4 @@ def check_pharmacy_token(token: Token) -> None:
             raise TokenRefused(
                 f"eHealth does not certify {what} ({name.rsplit(':', 2)[-2]} = {value or 'absent'})"
             )
+    return "pharmacy"

@@ -56,7 +56,7 @@ def request_token(
         raise ServiceUnavailable("the eHealth STS answered without a token")
     try:
         token = saml.check_assertion(assertion, environment.sts_certificate, datetime.now(UTC))
-        saml.check_pharmacy_token(token)
+        saml.check_token(token)
     except SignatureInvalid as error:
         raise AuthenticationNeeded(f"the eHealth token is unusable: {error}") from None
     except TokenRefused as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -31,7 +32,7 @@ class Exchange:
 
 
 def post(
-    url: str, payload: bytes, soap_action: str, *, verify: str | bool, timeout: float
+    url: str, payload: bytes, soap_action: str, *, verify: str | bool, timeout: float, session: Any = None
 ) -> tuple[etree._Element, Exchange]:
     """POST ``payload``; returns the parsed answer. Raises ServiceUnavailable or SoapFaultError."""
     import requests
@@ -39,7 +40,7 @@ def post(
     host = urlsplit(url).netloc
     headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
     try:
-        response = requests.post(
+        response = (session or requests).post(
             url, data=payload, headers=headers, verify=verify, timeout=(min(timeout, 10), timeout)
         )
     except requests.exceptions.SSLError:

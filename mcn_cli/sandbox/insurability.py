@@ -20,7 +20,7 @@ from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
 from mcn_cli.domain.errors import NoCommitment
 from mcn_cli.ehealth import saml, wssec
 from mcn_cli.ehealth.ns import q
-from mcn_cli.sandbox import population
+from mcn_cli.sandbox import population, world
 from mcn_cli.sandbox.population import Patient
 from mcn_cli.sandbox.world import Files
 
@@ -116,12 +116,12 @@ def check_caller(
     assert verified.assertion is not None
     token = saml.check_assertion(verified.assertion, sts_certificate, now)
     try:
-        saml.check_pharmacy_token(token)
+        kind = saml.check_token(token)
     except saml.TokenRefused as error:
         raise Rejected("wsse:FailedAuthentication", str(error)) from None
     request = wssec.body_payload(verified)
-    pharmacy = token.attributes.get(saml.CLAIM_PHARMACY, "")
-    return Caller(pharmacy, "pharmacy", token.attributes), request
+    organisation = token.attributes.get(saml.CLAIM_OT if kind == "ot" else saml.CLAIM_PHARMACY, "")
+    return Caller(organisation, kind, token.attributes), request
 
 
 def _text(element: etree._Element, path: str) -> str | None:
@@ -154,7 +154,26 @@ def answer(request: etree._Element, caller: Caller, secret: bytes, today: date) 
     if (name, password) != LICENSE:
         raise Rejected("soapenv:Client", "unknown software package licence")
     organisation = _text(request, "p:CommonInput/c:Origin/c:CareProvider/c:Organization/c:Nihii/c:Value")
-    if organisation != caller.pharmacy:
+    quality = _text(request, "p:CommonInput/c:Origin/c:CareProvider/c:Nihii/c:Quality")
+    rejection = _text(request, "p:RecordCommonInput/c:UserReference")
+    if caller.kind == "ot":
+        # 8.2.2.7: an office consults only for an invoice rejected for an insurability error
+        if (
+            quality != "OTD_PHARMACY"
+            or _text(request, "p:CommonInput/c:Origin/c:CareProvider/c:Nihii/c:Value") != caller.pharmacy
+        ):
+            raise Rejected(
+                "soapenv:Client", "the care provider is not the tarification office of the session"
+            )
+        if not rejection:
+            raise Rejected(
+                "soapenv:Client", "policy: a tarification office consults only with a rejection reference"
+            )
+        if organisation is not None and world.pharmacy(organisation) is None:
+            raise Rejected("soapenv:Client", f"no invoice of pharmacy {organisation} was rejected")
+    elif quality == "OTD_PHARMACY":
+        raise Rejected("soapenv:Client", "policy: a pharmacy session cannot consult as a tarification office")
+    elif organisation != caller.pharmacy:
         raise Rejected("soapenv:Client", "the care provider is not the pharmacy of the session")
     requested_text = _text(request, "p:InsurabilityRequest/c:Date") or ""
     try:

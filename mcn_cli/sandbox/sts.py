@@ -102,6 +102,9 @@ def _issue(
     authority.check_certificate(hok, now, "holder-of-key")
     if hok != identification and not saml.verify_request_signature(request, hok):
         raise Refused("the request is not signed with the holder-of-key key")
+    office = _ou_value(hok, "NIHII-OTD_PHARMACY=")
+    if office is not None:
+        return _issue_office(claimed, identification, office, authority, now)
     niss = user_niss(identification, kind)
     if claimed.claims.get(saml.CLAIM_SSIN) != niss:
         raise Refused("the claimed NISS is not the identification certificate's")
@@ -128,5 +131,27 @@ def _issue(
         attributes,
         now=now,
         not_on_or_after=not_on_or_after,
+    )
+    return saml.response(claimed.request_id, now, assertion)
+
+
+def _issue_office(
+    claimed: saml.Claimed, identification: x509.Certificate, office: str, authority: Authority, now: datetime
+) -> etree._Element:
+    """A tarification office identifies with its organisation certificate alone."""
+    if identification != claimed.holder_of_key:
+        raise Refused("a tarification office identifies with its own organisation certificate")
+    if claimed.claims.get(saml.CLAIM_OT) != office:
+        raise Refused("the claimed office is not the certificate's")
+    attributes = {(ns.IDENTIFICATION_NS, name): value for name, value in claimed.claims.items()}
+    attributes[(ns.CERTIFIED_NS, saml.CERTIFIED_OT)] = "true" if office == world.OT_NIHII else "false"
+    assertion = saml.issue_assertion(
+        authority.signer,
+        "urn:be:fgov:ehealth:sts:sandbox",
+        claimed.identification_subject,
+        identification,
+        attributes,
+        now=now,
+        not_on_or_after=min(now + saml.MAX_VALIDITY, identification.not_valid_after_utc),
     )
     return saml.response(claimed.request_id, now, assertion)
