@@ -19,10 +19,10 @@ from bench.common import mcn_script, median_ms, report
 
 ZEEP_COST = """
 import time
+from mcn_cli.ehealth.insurability import zeep_client
 start = time.perf_counter()
 import zeep  # noqa: F401
 imported = time.perf_counter()
-from mcn_cli.ehealth.insurability import zeep_client
 zeep_client()
 parsed = time.perf_counter()
 zeep_client()

@@ -222,7 +222,7 @@ def test_purge_cli_is_silent_and_counts_in_json(mcn):
     cache = open_cache()
     cache.store(consultation(consulted="2011-11-12"))
     result = mcn("cache", "purge", "--json")
-    assert result.json() == {"purged": 1, "settled": 0, "expired": 1, "uninvoiced": 0}
+    assert result.json() == {"purged": 1, "settled": 0, "expired": 1, "uninvoiced": 0, "sessions": 0}
     quiet = mcn("cache", "purge")
     assert quiet.code == 0 and quiet.out == "" and quiet.err == ""
 

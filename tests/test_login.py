@@ -146,6 +146,8 @@ def test_expired_session_needs_a_new_login(mcn, sandbox, monkeypatch):
     from dataclasses import replace
 
     sessions.save(cache.db, cache.vault, replace(current, expires=past))
+    assert mcn("cache", "purge", "--json").json()["sessions"] == 1  # cron removes the token and key
+    sessions.save(cache.db, cache.vault, replace(current, expires=past))
     result = mcn("session", "show", "--json")
     assert result.code == ExitStatus.AUTH_NEEDED and result.json()["error"]["hint"] == "mcn login"
 

@@ -30,7 +30,8 @@ class Text:
     stats_help = "Counts by billing state, dates, audit entries and file size."
     purge_help = (
         "Delete what billing no longer needs: settled records, records past the maximum retention, "
-        "records never invoiced after the grace period. Silent on success; made for cron."
+        "records never invoiced after the grace period; and expired sessions. "
+        "Silent on success; made for cron."
     )
     passphrase_help = "Protect the keys with a passphrase instead of a key file."
     key_file_help = "Protect the keys with a new key file (the default unless --passphrase)."
@@ -208,7 +209,7 @@ def stats(json: Json = False) -> None:
 @app.command("purge", help=Text.purge_help)
 def purge(json: Json = False) -> None:
     from mcn_cli.actions.local import open_database
-    from mcn_cli.store import cache
+    from mcn_cli.store import cache, sessions
     from mcn_cli.store.settings import load
 
     settings = load()
@@ -216,6 +217,7 @@ def purge(json: Json = False) -> None:
         counts = cache.purge(
             db, date.today(), settings.cache_retention_months, settings.uninvoiced_grace_days
         )
+        expired_sessions = sessions.drop_expired(db)
     if json:
         emit_json(
             {
@@ -223,5 +225,6 @@ def purge(json: Json = False) -> None:
                 "settled": counts.settled,
                 "expired": counts.expired,
                 "uninvoiced": counts.uninvoiced,
+                "sessions": expired_sessions,
             }
         )

@@ -103,19 +103,14 @@ def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificat
     tokens = sorted(library.get_tokens(token_label=EID_TOKEN), key=lambda t: t.serial)
     for token, (key, certificate) in zip(tokens, cards, strict=True):
         with token.open(user_pin=pin, rw=True) as session:
+            der = key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
             if isinstance(key, rsa.RSAPrivateKey):
-                der = key.private_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PrivateFormat.TraditionalOpenSSL,
-                    serialization.NoEncryption(),
-                )
                 attributes = decode_rsa_private_key(der)
             elif isinstance(key, ec.EllipticCurvePrivateKey):
-                der = key.private_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PrivateFormat.TraditionalOpenSSL,
-                    serialization.NoEncryption(),
-                )
                 attributes = decode_ec_private_key(der)
             else:
                 raise InvalidInput("key", "type", "RSA or EC only")

@@ -63,7 +63,13 @@ def _open(vault: Vault, name: str, expires: str, sealed: bytes) -> Session:
 
 
 def drop_expired(db: Database, now: datetime | None = None) -> int:
+    """Delete expired sessions (their token and key); writes only when there is one."""
     now_text = (now or datetime.now(UTC)).isoformat()
+    if (
+        db.connection.execute("SELECT 1 FROM sessions WHERE expires_at <= ? LIMIT 1", (now_text,)).fetchone()
+        is None
+    ):
+        return 0
     with db.write() as c:
         return c.execute("DELETE FROM sessions WHERE expires_at <= ?", (now_text,)).rowcount
 
