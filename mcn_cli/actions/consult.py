@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from mcn_cli.actions.local import open_cache
+from mcn_cli.actions.local import cache_if_initialised
 from mcn_cli.actions.login import holder_signer
 from mcn_cli.domain.consultation import Consultation, PatientId
 from mcn_cli.domain.errors import (
@@ -186,6 +186,15 @@ def ask(
         raise
 
 
+def session_cache(session_name: str) -> CommitmentCache:
+    """The unlocked cache, where sessions live; none yet means no session (and nothing is created)."""
+    cache = cache_if_initialised()
+    if cache is None:
+        option = "" if session_name == sessions.DEFAULT else f" --session {session_name}"
+        raise AuthenticationNeeded("no valid eHealth session: log in first", hint=f"mcn login{option}")
+    return cache
+
+
 def validate(dispensed: date, user_reference: str | None, field: str = "reference") -> None:
     today = date.today()
     if dispensed > today:
@@ -212,7 +221,7 @@ def consult(
     validate(dispensed, user_reference)
     env_name = endpoints.environment_name(settings)
     _origin(settings, env_name)  # a missing licence is bad input, before anything else
-    cache = open_cache()
+    cache = session_cache(session_name)
     session = sessions.require(cache.db, cache.vault, session_name)
     actor = Actor(session.user_niss, session.organisation)
     if session.kind != "pharmacy":

@@ -18,7 +18,9 @@ def open_cache(*, create: bool = True) -> CommitmentCache:
 
 
 def cache_if_initialised() -> CommitmentCache | None:
-    """The unlocked cache, or None when nothing was ever stored (no key to ask for)."""
+    """The unlocked cache, or None when nothing was ever stored (no key to ask for, nothing created)."""
+    if not database_file().exists():
+        return None
     db = open_database()
     if not vault_module.is_initialised(db):
         db.close()

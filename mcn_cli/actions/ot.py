@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from mcn_cli.actions.consult import Channel, ask, open_channel, outcome_of, validate
-from mcn_cli.actions.local import open_cache
+from mcn_cli.actions.consult import Channel, ask, open_channel, outcome_of, session_cache, validate
 from mcn_cli.domain.consultation import PatientId
 from mcn_cli.domain.dates import parse_date
 from mcn_cli.domain.errors import InvalidInput, McnError, PolicyRefused
@@ -92,7 +91,7 @@ def consult(
     settings = settings or load()
     check_rejection(item.reference)
     validate(item.dispensed, item.reference, "rejection")
-    cache = open_cache()
+    cache = session_cache(session_name)
     session = office_session(cache, session_name)
     channel = open_channel(session, Requester(item.pharmacy, office=session.organisation), settings, None)
     try:
@@ -180,7 +179,7 @@ def batch(
 ) -> BatchReport:
     """Every row, ``workers`` at a time; a failing row is reported and the others go on."""
     settings = settings or load()
-    cache = open_cache()
+    cache = session_cache(session_name)
     session = office_session(cache, session_name)
     report = BatchReport()
     pending: list[tuple[int, dict[str, str], Rejection]] = []

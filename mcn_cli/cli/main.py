@@ -119,6 +119,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except McnError as error:
         status = status_for(error)
         return report(status, error.message, json_mode=json_mode, error=error)
+    except click_exceptions.NoArgsIsHelpError as error:
+        text = error.format_message()  # rich help is printed already and leaves this empty
+        if text:
+            sys.stdout.write(text + "\n")
+        return int(ExitStatus.BAD_INPUT)
     except click_exceptions.UsageError as error:
         where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
         message = f"{error.format_message()} (see '{where} --help')"
