@@ -93,6 +93,7 @@ def test_month_report_lists_never_invoiced(mcn, trail):
     data = result.json()
     assert data["answered"] == 4 and data["invoiced"] == 2 and data["refused_or_failed"] == 0
     assert [e["record"] for e in data["never_invoiced"]] == ids[2:]
+    assert {e["user"] for e in data["never_invoiced"]} == {PHARMACIST}
     text = mcn("audit", "report", "--month", "2011-11").out
     assert "never invoiced" in text and ids[3] in text
     assert mcn("audit", "report", "--month", "11-2011").code == 2

@@ -94,8 +94,12 @@ def report(
         return
     result = month_report(cache, label)
 
+    from mcn_cli.store import audit
+
     def entry(e) -> dict[str, object]:  # noqa: ANN001
+        user = audit.actor_niss(cache.vault, cache.db.connection, e.actor) if e.actor else None
         return {
+            "user": user,
             "seq": e.seq,
             "at": e.at,
             "dispensed": e.dispensed,

@@ -35,11 +35,6 @@ def emit_json(payload: Any) -> None:
     _State.json_written = True
 
 
-def emit_json_line(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, default=_default, ensure_ascii=False) + "\n")
-    _State.json_written = True
-
-
 def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) -> None:
     """A block of ``label  value`` lines, labels aligned."""
     rows = [(label, "" if value is None else str(value)) for label, value in rows]
@@ -52,14 +47,6 @@ def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) ->
 
 def emit_line(text: str = "") -> None:
     sys.stdout.write(text + "\n")
-
-
-def warn(text: str) -> None:
-    sys.stderr.write(f"mcn: {text}\n")
-
-
-def yes_no(value: bool) -> str:
-    return "yes" if value else "no"
 
 
 def emit_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -58,7 +58,3 @@ class Consultation:
     third_party: ThirdPartyRegime | None = None
     verification: Verification | None = None
     reference: str | None = None  # the pharmacy's own reference for the request
-
-    @property
-    def has_commitment(self) -> bool:
-        return self.commitment is not None and self.verification is not None

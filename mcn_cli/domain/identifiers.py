@@ -56,11 +56,6 @@ class Niss:
         v = self.value
         return f"{v[0:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:11]}"
 
-    @property
-    def masked(self) -> str:
-        """The form shown in lists: enough to tell patients apart at the counter, no more."""
-        return f"{self.value[0:2]}.**.**-***.{self.value[9:11]}"
-
 
 def parse_niss(value: str, field: str = "niss") -> Niss:
     digits = _digits(field, value, 11)

@@ -33,10 +33,6 @@ class Environment:
     def insurability_url(self) -> str:
         return self.base_url + INSURABILITY_PATH
 
-    @property
-    def is_sandbox(self) -> bool:
-        return self.name == "sandbox"
-
 
 def environment_name(settings: Settings) -> str:
     name = os.environ.get("MCN_ENV") or settings.env

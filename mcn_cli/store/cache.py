@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 
-from mcn_cli.domain.commitment import PaymentCommitment
 from mcn_cli.domain.consultation import Consultation, PatientId
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.identifiers import Member, Niss
@@ -205,11 +204,6 @@ class CommitmentCache:
             f"SELECT {_COLUMNS} FROM records WHERE {column} = ? ORDER BY consulted_at", (key,)
         ).fetchall()
         return [self._open(_record(row)) for row in rows]
-
-    def commitments_for(self, patient: PatientId) -> list[tuple[Cached, PaymentCommitment]]:
-        return [
-            (c, c.consultation.commitment) for c in self.for_patient(patient) if c.consultation.commitment
-        ]
 
     def get(self, record_id: str) -> Cached | None:
         row = self.db.connection.execute(
