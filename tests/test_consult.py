@@ -252,7 +252,7 @@ def test_the_real_v1_sample_parses():
 def test_sandbox_refuses_a_message_not_signed_by_the_holder_of_key(logged_in):
     from mcn_cli.actions.local import open_cache
     from mcn_cli.domain.identifiers import parse_niss
-    from mcn_cli.ehealth import insurability, xmldsig
+    from mcn_cli.ehealth import insurability
     from mcn_cli.sandbox.server import Sandbox
     from mcn_cli.store import sessions
     from tests.test_wssec import software_signer
@@ -267,9 +267,8 @@ def test_sandbox_refuses_a_message_not_signed_by_the_holder_of_key(logged_in):
         reference="20260101000000",
         user_reference=None,
         is_test=True,
+        wsse=insurability.HolderOfKey(software_signer("rsa"), session.token_xml()),  # not the key it names
     )
-    stranger = software_signer("rsa")  # not the key the assertion names
-    insurability.sign(envelope, stranger, xmldsig.parse(session.token_xml()))
     reply = Sandbox(logged_in).insurability(etree.tostring(envelope), {})
     assert reply.status == 500 and b"InvalidSecurity" in reply.body
 

@@ -164,3 +164,29 @@ def test_the_reference_wss4j_example_is_rejected():
     # even allowing SHA-1, the pretty-printed Body no longer matches its digest
     with pytest.raises(SignatureInvalid, match="digest of #id-40E256CAA6D61FB5F617023643060965"):
         wssec.verify_envelope(document, now=when, allow_sha1=True)
+
+
+def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
+    from mcn_cli.domain.identifiers import parse_niss
+    from mcn_cli.ehealth import insurability, saml
+
+    sts, holder = software_signer("rsa"), software_signer("rsa")
+    now = datetime.now(UTC)
+    assertion = saml.issue_assertion(sts, "sts", "CN=x", holder.certificate, {}, now=now,
+                                     not_on_or_after=now + timedelta(hours=1))
+    envelope = insurability.request_envelope(
+        insurability.Origin("mcn", "user", "secret"),
+        insurability.Requester("27150201", ANNE.niss, ANNE.nihii11),
+        parse_niss("85073003328"),
+        now.date(),
+        reference="26112700000000",
+        user_reference=None,
+        is_test=True,
+        wsse=insurability.HolderOfKey(holder, etree.tostring(assertion)),
+    )
+    document = wssec.to_bytes(envelope)
+    verified = wssec.verify_envelope(
+        document, holder_of_key=lambda a: saml.check_assertion(a, sts.certificate, now).holder_of_key
+    )
+    assert verified.certificate == holder.certificate and verified.assertion is not None
+    assert xmlsec1_verifies(document, holder.certificate, tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -110,9 +109,6 @@ def _send(
     raise AssertionError("unreachable")
 
 
-_BUILDING = threading.Lock()  # zeep builds one message at a time
-
-
 @dataclass(frozen=True)
 class Channel:
     """What every request of a session needs, prepared once (a batch shares it between threads)."""
@@ -160,17 +156,17 @@ def ask(
 ) -> tuple[Answer, str]:
     """One request and its answer; every failure is an McnError (faults mapped)."""
     reference = insurability.record_reference()
-    with _BUILDING:
-        envelope = insurability.request_envelope(
-            channel.origin,
-            channel.requester,
-            patient,
-            dispensed,
-            reference=reference,
-            user_reference=user_reference,
-            is_test=channel.is_test,
-        )
-    payload = wssec.to_bytes(insurability.sign(envelope, channel.signer, xmldsig.parse(channel.assertion)))
+    envelope = insurability.request_envelope(
+        channel.origin,
+        channel.requester,
+        patient,
+        dispensed,
+        reference=reference,
+        user_reference=user_reference,
+        is_test=channel.is_test,
+        wsse=insurability.HolderOfKey(channel.signer, channel.assertion),
+    )
+    payload = wssec.to_bytes(envelope)
     try:
         root, exchange = _send(channel.environment, payload, notify, http)
         if channel.trace is not None:

@@ -3,6 +3,7 @@ signed holder-of-key with the session's assertion) and the answer (read for v1 a
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -64,8 +65,10 @@ def request_envelope(
     reference: str,
     user_reference: str | None,
     is_test: bool,
+    wsse: HolderOfKey | None = None,
 ) -> etree._Element:
-    """The unsigned SOAP envelope of a GetInsurabilityForPharmacist request."""
+    """The SOAP envelope of a GetInsurabilityForPharmacist request, signed by ``wsse`` (zeep
+    applies it as its WS-Security hook) or unsigned without it."""
     if isinstance(patient, Niss):
         receiver: dict[str, str] = {"Ssin": patient.value}
     else:
@@ -85,6 +88,23 @@ def request_envelope(
     if user_reference:
         record["UserReference"] = user_reference
     client = zeep_client()
+    with _BUILDING:
+        client.wsse = wsse
+        try:
+            return _create(client, origin, care_provider, record, dispensed, receiver, is_test)
+        finally:
+            client.wsse = None
+
+
+def _create(
+    client: Any,
+    origin: Origin,
+    care_provider: dict[str, Any],
+    record: dict[str, Any],
+    dispensed: date,
+    receiver: dict[str, str],
+    is_test: bool,
+) -> etree._Element:
     return client.create_message(
         client.service,
         OPERATION,
@@ -103,8 +123,27 @@ def request_envelope(
     )
 
 
-def sign(envelope: etree._Element, holder: Signer, assertion: etree._Element) -> etree._Element:
-    return wssec.sign_envelope(envelope, holder, assertion=assertion)
+_BUILDING = threading.Lock()  # one zeep client per process: one message built at a time
+
+
+class HolderOfKey:
+    """zeep's WS-Security hook: the session's SAML assertion in the header, Body and Timestamp
+    signed with the holder-of-key key the assertion names."""
+
+    def __init__(self, signer: Signer, assertion: bytes) -> None:
+        self.signer = signer
+        self.assertion = assertion
+
+    def apply(
+        self, envelope: etree._Element, headers: dict[str, str]
+    ) -> tuple[etree._Element, dict[str, str]]:
+        from mcn_cli.ehealth import xmldsig
+
+        wssec.sign_envelope(envelope, self.signer, assertion=xmldsig.parse(self.assertion))
+        return envelope, headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        return envelope  # MyCareNet's answers are not WS-Security-signed
 
 
 # --- the answer ------------------------------------------------------------------------------
