@@ -42,6 +42,8 @@ def xmlsec1_verifies(document: bytes, certificate, tmp_path: Path) -> bool:
             "--verify",
             "--pubkey-cert-pem",
             str(cert),
+            "--node-xpath",
+            "/*/*[local-name()='Header']/*[local-name()='Security']/*[local-name()='Signature']",
             "--id-attr:Id",
             f"{ns.SOAP}:Body",
             "--id-attr:Id",
@@ -172,8 +174,9 @@ def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
 
     sts, holder = software_signer("rsa"), software_signer("rsa")
     now = datetime.now(UTC)
-    assertion = saml.issue_assertion(sts, "sts", "CN=x", holder.certificate, {}, now=now,
-                                     not_on_or_after=now + timedelta(hours=1))
+    assertion = saml.issue_assertion(
+        sts, "sts", "CN=x", holder.certificate, {}, now=now, not_on_or_after=now + timedelta(hours=1)
+    )
     envelope = insurability.request_envelope(
         insurability.Origin("mcn", "user", "secret"),
         insurability.Requester("27150201", ANNE.niss, ANNE.nihii11),
