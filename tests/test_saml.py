@@ -88,3 +88,24 @@ def test_request_follows_the_template_and_is_signed_by_the_holder():
     assert method == "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key"
     with pytest.raises(SignatureInvalid):
         saml.verify_request_signature(parsed, identification.certificate)
+
+
+def test_request_and_response_conform_to_the_saml_1_1_schema():
+    from tests.test_consult import REFERENCE
+
+    schema = etree.XMLSchema(
+        file=str(REFERENCE / "ehealth" / "external" / "XSD" / "oasis-sstc-saml-schema-protocol-1.1.xsd")
+    )
+    identification, holder, sts = software_signer("ec"), software_signer("rsa"), software_signer("rsa")
+    request = saml.attribute_query(
+        identification.certificate,
+        holder.certificate,
+        {saml.CLAIM_SSIN: "75021504626"},
+        saml.PHARMACY_DESIGNATORS,
+    )
+    saml.sign_request(request, holder)
+    schema.assertValid(etree.fromstring(etree.tostring(request)))
+    _, _, assertion = token()
+    schema.assertValid(etree.fromstring(etree.tostring(saml.response("request-1", NOW, assertion))))
+    refusal = saml.response("request-1", NOW, None, status="Requester", message="not linked")
+    schema.assertValid(etree.fromstring(etree.tostring(refusal)))
