@@ -96,7 +96,7 @@ def test_request_and_response_conform_to_the_saml_1_1_schema():
     schema = etree.XMLSchema(
         file=str(REFERENCE / "ehealth" / "external" / "XSD" / "oasis-sstc-saml-schema-protocol-1.1.xsd")
     )
-    identification, holder, sts = software_signer("ec"), software_signer("rsa"), software_signer("rsa")
+    identification, holder = software_signer("ec"), software_signer("rsa")
     request = saml.attribute_query(
         identification.certificate,
         holder.certificate,
