@@ -202,3 +202,15 @@ def test_real_environments_need_the_sts_certificate(mcn, sandbox, env, monkeypat
     )
     assert result.code == ExitStatus.BAD_INPUT and "sts_certificate" in result.err
     assert mcn("--env", "test", "session", "list").code == ExitStatus.BAD_INPUT
+
+
+def test_sessions_survive_a_rekey_to_a_passphrase(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0
+    monkeypatch.setenv("MCN_CACHE_NEW_PASSPHRASE", "a long enough passphrase")
+    assert mcn("cache", "rekey", "--passphrase").code == 0
+    monkeypatch.setenv("MCN_CACHE_PASSPHRASE", "a long enough passphrase")
+    shown = mcn("session", "show", "--json")
+    assert shown.code == 0 and shown.json()["user"]["niss"] == ANNE.niss
+    monkeypatch.setenv("MCN_CACHE_PASSPHRASE", "the wrong passphrase!")
+    assert mcn("session", "show").code == ExitStatus.DATA_INTEGRITY
