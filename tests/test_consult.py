@@ -285,3 +285,13 @@ def test_wsdl_is_parsed_once_per_process():
 
     assert insurability.zeep_client() is insurability.zeep_client()
     assert Path(insurability.WSDL).exists()
+
+
+def test_real_environments_need_the_software_licence(mcn, logged_in, monkeypatch):
+    patient = PEOPLE["annex-1"].niss
+    missing = mcn("--env", "acc", "consult", "--niss", patient)
+    assert missing.code == ExitStatus.BAD_INPUT and "license_username" in missing.err
+    monkeypatch.setenv("MCN_LICENSE_USERNAME", "vendor")
+    monkeypatch.setenv("MCN_LICENSE_PASSWORD", "secret")
+    other_env = mcn("--env", "acc", "consult", "--niss", patient)
+    assert other_env.code == ExitStatus.AUTH_NEEDED and "opened in sandbox" in other_env.err

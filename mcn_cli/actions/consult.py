@@ -50,15 +50,16 @@ def _origin(settings: Settings, env: str) -> Origin:
         from mcn_cli.sandbox.insurability import LICENSE, PACKAGE
 
         return Origin(PACKAGE, *LICENSE)
+    username = os.environ.get("MCN_LICENSE_USERNAME") or settings.license_username
     password = os.environ.get("MCN_LICENSE_PASSWORD") or settings.license_password
-    if not settings.license_username or not password:
+    if not username or not password:
         raise InvalidInput(
             "license",
             "missing",
             "set license_username and license_password (or MCN_LICENSE_PASSWORD): "
             "MyCareNet's licence for the software",
         )
-    return Origin(settings.package_name, settings.license_username, password)
+    return Origin(settings.package_name, username, password)
 
 
 def outcome_of(answer: Answer) -> str:

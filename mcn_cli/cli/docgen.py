@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "MCN_ORG_PASSWORD": "The organisation keystore's password (else a prompt, or --org-password-fd).",
     "MCN_KEYSTORE_PASSWORD": "The personal fallback keystore's password (else a prompt, or --password-fd).",
     "MCN_NEW_KEYSTORE_PASSWORD": "The password of a new keystore (mcn cert request; else a prompt).",
+    "MCN_LICENSE_USERNAME": "The username of MyCareNet's licence for the software package.",
     "MCN_LICENSE_PASSWORD": "The password of MyCareNet's licence for the software package.",
     "MCN_CACHE_KEY_FILE": "Where the cache's key file is (default: vault.key in the data folder).",
 }

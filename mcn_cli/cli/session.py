@@ -40,7 +40,7 @@ class Text:
     where: ClassVar[dict[str, str]] = {"pharmacy": "pharmacy", "ot": "tarification office"}
     logged_out = "closed {count} session(s)"
     none_open = "no open session (mcn login opens one)"
-    headers = ("SESSION", "USER", "NIHII", "ENV", "EXPIRES", "LEFT")
+    headers = ("SESSION", "USER", "NIHII", "ENV", "ISSUED", "EXPIRES", "LEFT")
     both = "give --eid or --fallback KEYSTORE, not both"
     logout_which = "give --session NAME or --all, not both"
 
@@ -157,7 +157,15 @@ def list_sessions(json: Json = False) -> None:
         emit_table(
             Text.headers,
             [
-                (s.name, s.user_name, s.organisation, s.env, _local(s.expires), _left(s.time_left()))
+                (
+                    s.name,
+                    s.user_name,
+                    s.organisation,
+                    s.env,
+                    _local(s.issued),
+                    _local(s.expires),
+                    _left(s.time_left()),
+                )
                 for s in found
             ],
         )
