@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_table
+from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.dates import parse_month
 from mcn_cli.domain.errors import DataIntegrity
 
@@ -45,9 +45,7 @@ def verify(json: Json = False) -> None:
 
     cache = cache_if_initialised()
     if cache is None:
-        emit_json({"intact": True, "entries": 0, "head": audit.GENESIS, "breaks": []}) if json else emit_line(
-            Text.empty
-        )
+        emit_result(json, {"intact": True, "entries": 0, "head": audit.GENESIS, "breaks": []}, Text.empty)
         return
     result = audit.verify(cache.vault, cache.db.connection)
     if json:
@@ -80,17 +78,16 @@ def report(
     label = f"{year:04d}-{number:02d}"
     cache = cache_if_initialised()
     if cache is None:
-        emit_json(
-            {
-                "month": label,
-                "answered": 0,
-                "invoiced": 0,
-                "never_invoiced": [],
-                "refused_or_failed": 0,
-                "ot_consultations": 0,
-                "reuses": 0,
-            }
-        ) if json else emit_line(Text.empty)
+        empty = {
+            "month": label,
+            "answered": 0,
+            "invoiced": 0,
+            "never_invoiced": [],
+            "refused_or_failed": 0,
+            "ot_consultations": 0,
+            "reuses": 0,
+        }
+        emit_result(json, empty, Text.empty)
         return
     result = month_report(cache, label)
 

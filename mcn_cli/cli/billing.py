@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mcn_cli.cli.output import emit_json, emit_line
+from mcn_cli.cli.output import emit_result
 from mcn_cli.domain.dates import parse_month
 from mcn_cli.domain.errors import InvalidInput
 
@@ -40,21 +40,21 @@ def _selection(month: str | None, records: list[str] | None) -> tuple[tuple[int,
     return (parse_month(month) if month else None), [r.strip() for r in records or []]
 
 
-@app.command("invoice", help=Text.invoice_help)
-def invoice(month: Month = None, record: Records = None, json: Json = False) -> None:
+def _move(action: str, month: str | None, record: list[str] | None, json: bool) -> None:
     from mcn_cli.actions.local import open_cache
 
     chosen_month, ids = _selection(month, record)
     cache = open_cache(create=False)
-    count = cache.invoice(chosen_month, ids)
-    emit_json({"invoiced": count}) if json else emit_line(Text.invoiced.format(count=count))
+    count = cache.invoice(chosen_month, ids) if action == "invoiced" else cache.settle(chosen_month, ids)
+    text = Text.invoiced if action == "invoiced" else Text.settled
+    emit_result(json, {action: count}, text.format(count=count))
+
+
+@app.command("invoice", help=Text.invoice_help)
+def invoice(month: Month = None, record: Records = None, json: Json = False) -> None:
+    _move("invoiced", month, record, json)
 
 
 @app.command("settle", help=Text.settle_help)
 def settle(month: Month = None, record: Records = None, json: Json = False) -> None:
-    from mcn_cli.actions.local import open_cache
-
-    chosen_month, ids = _selection(month, record)
-    cache = open_cache(create=False)
-    count = cache.settle(chosen_month, ids)
-    emit_json({"settled": count}) if json else emit_line(Text.settled.format(count=count))
+    _move("settled", month, record, json)

@@ -153,7 +153,6 @@ def _line(result: Any) -> dict[str, Any]:
 def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
     from mcn_cli.store.secure_files import write_private
 
-    buffer = []
     if form == "csv":
         import io
 
@@ -164,8 +163,7 @@ def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
         writer.writerows(lines)
         data = text.getvalue()
     else:
-        buffer = [json_module.dumps(line, ensure_ascii=False) for line in lines]
-        data = "".join(f"{b}\n" for b in buffer)
+        data = "".join(json_module.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     if output is None:
         sys.stdout.write(data)
     else:

@@ -45,6 +45,14 @@ def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) ->
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def emit_result(json: bool, payload: Any, text: str) -> None:
+    """A command's result: ``payload`` as JSON for scripts, else ``text`` for people."""
+    if json:
+        emit_json(payload)
+    else:
+        emit_line(text)
+
+
 def emit_line(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 import typer
 
-from mcn_cli.cli.output import emit_fields, emit_json, emit_line
+from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result
 
 
 class Text:
@@ -232,7 +232,7 @@ def issue(
         raise InvalidInput("csr", "format", f"{csr} is not a PEM certificate request") from None
     target = out or csr.with_name(csr.name.removesuffix(".csr") + ".issued.pem")
     write_private(target, sign(files, request))
-    emit_json({"certificate": str(target)}) if json else emit_line(Text.issued.format(path=target))
+    emit_result(json, {"certificate": str(target)}, Text.issued.format(path=target))
 
 
 @app.command("rejections", help=Text.rejections_help)

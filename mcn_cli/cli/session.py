@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 
 import typer
 
-from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_table
+from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.errors import InvalidInput
 
 
@@ -132,7 +132,7 @@ def logout(
         raise InvalidInput("logout", "which", Text.logout_which)
     with open_database() as db:
         count = sessions.delete(db, None if every else (name or sessions.DEFAULT))
-    emit_json({"closed": count}) if json else emit_line(Text.logged_out.format(count=count))
+    emit_result(json, {"closed": count}, Text.logged_out.format(count=count))
 
 
 app = typer.Typer(help=Text.session_help, no_args_is_help=True, add_completion=False)

@@ -207,15 +207,11 @@ def _chain(certificate: x509.Certificate | None, pool: list[x509.Certificate]) -
     return chain
 
 
-def _mac_algorithm(oid: str) -> str:
-    return {"sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}.get(oid, oid)
-
-
 def _check_mac(pfx: Any, content: bytes, password: str) -> None:
     mac_data = pfx["mac_data"]
     if mac_data.native is None:
         return
-    name = _mac_algorithm(mac_data["mac"]["digest_algorithm"]["algorithm"].native)
+    name = mac_data["mac"]["digest_algorithm"]["algorithm"].native
     salt = mac_data["mac_salt"].native
     iterations = mac_data["iterations"].native or 1
     size = hashlib.new(name).digest_size

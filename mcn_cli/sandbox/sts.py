@@ -48,7 +48,7 @@ class Authority:
                 continue
             try:
                 certificate.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, Exception) as error:  # InvalidSignature and friends
+            except Exception as error:  # InvalidSignature, ValueError, TypeError
                 raise Refused(f"the {what} certificate was not issued by a trusted CA ({error})") from None
             if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
                 raise Refused(f"the {what} certificate has expired or is not valid yet")
