@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import stat
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
+from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import population
 from mcn_cli.status import ExitStatus
 from tests.conftest import ROOT, SANDBOX_PIN
+from tests.test_wssec import xmlsec1_verifies
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 TODAY = date.today()
@@ -207,16 +209,32 @@ def test_burst_of_patients_is_refused_locally(mcn, logged_in, mcn_home):
     assert len(mcn("cache", "list", "--json").json()) == 4
 
 
-def test_trace_is_redacted_and_conforms(mcn, logged_in, tmp_path, schema):
+def test_trace_keeps_the_signed_request_and_a_redacted_copy(mcn, logged_in, tmp_path, schema):
+    from mcn_cli.ehealth import token, wssec
+    from mcn_cli.sandbox.world import Files, sts_trust
+
     trace = tmp_path / "trace"
     assert consult(mcn, "annex-1", "--trace", str(trace)).code == 0
     request = next(trace.glob("*-request.xml"))
+    redacted = next(trace.glob("*-request.redacted.xml"))
     response = next(trace.glob("*-response.xml"))
-    for path in (request, response):
+    for path in (request, redacted, response):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert SANDBOX_PIN.encode() not in path.read_bytes()
-    text = request.read_text()
+    text = redacted.read_text()
     assert "sandbox-licence" not in text and "mcn-sandbox" not in text and "***" in text
+    # the exact copy is what was sent: its signature still verifies, ours and xmlsec1's
+    trust = sts_trust(Files())
+    verified = wssec.verify_envelope(
+        request.read_bytes(), holder_of_key=lambda a: token.verify(a, trust, datetime.now(UTC)).holder_of_key
+    )
+    assert b"sandbox-licence" in request.read_bytes()
+    assert xmlsec1_verifies(request.read_bytes(), verified.certificate, tmp_path)
+    with pytest.raises(SignatureInvalid):
+        wssec.verify_envelope(
+            redacted.read_bytes(),
+            holder_of_key=lambda a: token.verify(a, trust, datetime.now(UTC)).holder_of_key,
+        )
     body = etree.parse(str(request)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
     schema.assertValid(body[0])
     answer = etree.parse(str(response)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
@@ -230,7 +248,7 @@ def test_every_sandbox_answer_conforms_to_the_real_schema(mcn, logged_in, tmp_pa
     unknown = mcn("consult", "--niss", "85073003427", "--trace", str(trace))
     assert unknown.code == ExitStatus.NO_COMMITMENT
     files = sorted(trace.glob("*.xml"))
-    assert len(files) == 14
+    assert len(files) == 21  # request, its redacted copy and the answer, 7 times
     for path in files:
         body = etree.parse(str(path)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
         schema.assertValid(body[0])

@@ -188,7 +188,7 @@ def test_sandbox_init_is_idempotent_and_changes_the_pin(mcn, sandbox, monkeypatc
 
 
 @pytest.mark.parametrize("env", ["acc", "prod"])
-def test_real_environments_need_the_sts_certificate(mcn, sandbox, env, monkeypatch):
+def test_real_environments_need_the_holder_before_any_network(mcn, sandbox, env, monkeypatch):
     monkeypatch.setenv("MCN_KEYSTORE_PASSWORD", "mcn-sandbox")
     monkeypatch.setenv("MCN_ORG_PASSWORD", "mcn-sandbox")
     result = mcn(
@@ -200,8 +200,15 @@ def test_real_environments_need_the_sts_certificate(mcn, sandbox, env, monkeypat
         "--org",
         str(sandbox.org_keystore(PARC.nihii)),
     )
-    assert result.code == ExitStatus.BAD_INPUT and "sts_certificate" in result.err
+    assert result.code == ExitStatus.BAD_INPUT and "pharmacy_holder" in result.err
     assert mcn("--env", "test", "session", "list").code == ExitStatus.BAD_INPUT
+
+
+def test_the_retired_pinned_sts_certificate_setting_is_refused_with_a_reason(mcn, mcn_home):
+    mcn_home.mkdir(parents=True, exist_ok=True)
+    (mcn_home / "config.toml").write_text('sts_certificate = "sts.pem"\n')
+    result = mcn("login")
+    assert result.code == ExitStatus.BAD_INPUT and "trusted by chain" in result.err
 
 
 def test_sessions_survive_a_rekey_to_a_passphrase(mcn, sandbox, monkeypatch):

@@ -48,6 +48,8 @@ def xmlsec1_verifies(document: bytes, certificate, tmp_path: Path) -> bool:
             f"{ns.SOAP}:Body",
             "--id-attr:Id",
             f"{ns.WSU}:Timestamp",
+            "--id-attr:Id",
+            f"{ns.WSSE}:BinarySecurityToken",
             str(message),
         ],
         capture_output=True,
@@ -110,7 +112,7 @@ def test_wrong_key_is_rejected():
     root = signed(software_signer("rsa"))
     other = software_signer("rsa").certificate.public_bytes(serialization.Encoding.DER)
     root.find(f".//{q(ns.WSSE, 'BinarySecurityToken')}").text = base64.b64encode(other).decode()
-    _reject(root, "signature value")
+    _reject(root, "digest of #X509")  # the token is signed too: swapping it breaks its digest
 
 
 def test_expired_timestamp_is_rejected():
@@ -170,12 +172,21 @@ def test_the_reference_wss4j_example_is_rejected():
 
 def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
     from mcn_cli.domain.identifiers import parse_niss
-    from mcn_cli.ehealth import insurability, saml
+    from mcn_cli.ehealth import insurability, saml, token
+    from tests.test_saml import make_sts
 
-    sts, holder = software_signer("rsa"), software_signer("rsa")
+    sts, holder = make_sts(), software_signer("rsa")
     now = datetime.now(UTC)
     assertion = saml.issue_assertion(
-        sts, "sts", "CN=x", holder.certificate, {}, now=now, not_on_or_after=now + timedelta(hours=1)
+        sts.signer,
+        sts.signer.certificate,
+        saml.Subject("CN=x", "CN=ca"),
+        holder.certificate,
+        [],
+        now=now,
+        not_before=now - timedelta(minutes=5),
+        not_on_or_after=now + timedelta(hours=1),
+        issuer="urn:be:fgov:ehealth:sts:1_0",
     )
     envelope = insurability.request_envelope(
         insurability.Origin("mcn", "user", "secret"),
@@ -189,7 +200,7 @@ def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
     )
     document = wssec.to_bytes(envelope)
     verified = wssec.verify_envelope(
-        document, holder_of_key=lambda a: saml.check_assertion(a, sts.certificate, now).holder_of_key
+        document, holder_of_key=lambda a: token.verify(a, sts.trust, now).holder_of_key
     )
     assert verified.certificate == holder.certificate and verified.assertion is not None
     assert xmlsec1_verifies(document, holder.certificate, tmp_path)

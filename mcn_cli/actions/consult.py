@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,12 +22,11 @@ from mcn_cli.domain.errors import (
     ServiceUnavailable,
 )
 from mcn_cli.domain.policy import check_burst
-from mcn_cli.ehealth import endpoints, insurability, transport, wssec, xmldsig
+from mcn_cli.ehealth import endpoints, insurability, traces, transport, wssec
 from mcn_cli.ehealth.insurability import Answer, Origin, Requester
 from mcn_cli.store import audit, sessions
 from mcn_cli.store.audit import Actor, Event
 from mcn_cli.store.cache import CommitmentCache, patient_key
-from mcn_cli.store.secure_files import write_private
 from mcn_cli.store.settings import Settings, load
 
 CONNECT_ATTEMPTS = 2  # a refused connection never reached MyCareNet: one retry is safe
@@ -72,20 +70,9 @@ def outcome_of(answer: Answer) -> str:
     return "no-right"
 
 
-def _redacted(envelope: bytes) -> bytes:
-    root = xmldsig.parse(envelope)
-    for element in root.iter():
-        if isinstance(element.tag, str) and etree.QName(element).localname in ("Username", "Password"):
-            element.text = "***"
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
 def write_trace(folder: Path, reference: str, request: bytes, response: bytes | None) -> None:
-    """Request and answer as XML files (owner-only), licence redacted: what a helpdesk asks for."""
-    stem = f"{reference}-{os.getpid()}-{secrets.token_hex(2)}-GetInsurabilityForPharmacist"
-    write_private(folder / f"{stem}-request.xml", _redacted(request))
-    if response is not None:
-        write_private(folder / f"{stem}-response.xml", response)
+    """The request exactly as sent (its signature verifies) with a redacted copy, and the answer."""
+    traces.write(folder, f"{reference}-GetInsurabilityForPharmacist", request, response)
 
 
 def _send(
@@ -175,7 +162,7 @@ def ask(
         return insurability.parse_answer(root), reference
     except transport.SoapFaultError as error:
         if channel.trace is not None:
-            write_trace(channel.trace, reference, payload, None)
+            write_trace(channel.trace, reference, payload, error.response or None)
         raise _fault_error(error) from None
     except McnError:
         if channel.trace is not None:
@@ -230,7 +217,7 @@ def consult(
         )
     now = datetime.now(UTC)
     _check_legitimate_use(cache, session.organisation, patient, now, settings, actor, dispensed)
-    requester = Requester(session.organisation, _holder_niss(session), session.holder_nihii11)
+    requester = Requester(session.organisation, session.holder_niss, session.holder_nihii11)
     channel = open_channel(session, requester, settings, trace)
     try:
         answer, reference = ask(channel, patient, dispensed, user_reference, notify)
@@ -243,18 +230,6 @@ def consult(
     outcome = outcome_of(answer)
     record = cache.store(consultation, actor, outcome)
     return ConsultResult(consultation, answer, record, outcome)
-
-
-def _holder_niss(session: sessions.Session) -> str:
-    from mcn_cli.ehealth import saml
-
-    token = xmldsig.parse(session.token_xml())
-    for attribute in token.iter("{urn:oasis:names:tc:SAML:1.0:assertion}Attribute"):
-        if attribute.get("AttributeName") == saml.CLAIM_HOLDER:
-            value = attribute.findtext("{urn:oasis:names:tc:SAML:1.0:assertion}AttributeValue")
-            if value:
-                return value.strip()
-    return session.user_niss
 
 
 def _fault_error(error: transport.SoapFaultError) -> McnError:

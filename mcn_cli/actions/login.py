@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from mcn_cli.actions.local import open_database
 from mcn_cli.actions.secrets import secret
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
-from mcn_cli.domain.identifiers import parse_niss, parse_pharmacy_nihii
-from mcn_cli.ehealth import endpoints, saml, sts_client
+from mcn_cli.domain.identifiers import parse_niss, parse_personal_nihii, parse_pharmacy_nihii
+from mcn_cli.ehealth import endpoints, ns, saml, sts_client
 from mcn_cli.ehealth.signers import KeystoreSigner, Signer, card_niss, default_module, load_keystore, open_eid
 from mcn_cli.store import sessions, vault
 from mcn_cli.store.sessions import Session
@@ -86,11 +86,18 @@ def login(
     fallback: Path | None = None,
     org: Path | None = None,
     user: str | None = None,
+    holder_niss: str | None = None,
     credentials: Credentials = Credentials(),
     settings: Settings | None = None,
+    trace: Path | None = None,
 ) -> Session:
+    """Open session ``name``. ``holder_niss`` (else the pharmacy_holder setting) is the NISS of
+    the pharmacy's titular pharmacist, claimed and then certified by eHealth."""
     settings = settings or load()
     env_name = endpoints.environment_name(settings)
+    endpoints.sts_protocol(settings)
+    if holder_niss is not None:
+        holder_niss = parse_niss(holder_niss, "holder").value
     sandbox_files = None
     if env_name == "sandbox":
         from mcn_cli.sandbox.world import Files
@@ -121,15 +128,24 @@ def login(
     _check_validity(holder.certificate, "organisation", now)
     office = _office_nihii(holder.certificate)
     if office is not None:
-        if fallback is not None or user is not None:
+        if fallback is not None or user is not None or holder_niss is not None:
             raise InvalidInput(
                 "org", "office", "a tarification office logs in with its organisation certificate alone"
             )
-        claims = {saml.CLAIM_OT: office}
-        return _open(
-            name, "ot", env_name, settings, holder, holder, claims, saml.OT_DESIGNATORS, office, office, now
-        )
+        attributes = saml.office_attributes(office)
+        return _open(name, "ot", env_name, settings, holder, holder, attributes, office, office, now, trace)
     pharmacy = _org_nihii(holder.certificate)
+    if holder_niss is None and settings.pharmacy_holder:
+        holder_niss = parse_niss(settings.pharmacy_holder, "pharmacy_holder").value
+    if holder_niss is None:
+        holder_niss = _sandbox_holder(pharmacy, sandbox_files)
+    if holder_niss is None:
+        raise InvalidInput(
+            "pharmacy_holder",
+            "missing",
+            "the NISS of the pharmacy's titular pharmacist is needed (your own if you are the titular): "
+            'set pharmacy_holder = "<NISS>" in config.toml, or give --holder NISS',
+        )
 
     identification: Signer
     eid = None
@@ -163,13 +179,7 @@ def login(
             raise InvalidInput(
                 "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"
             )
-        holder_niss = settings.pharmacy_holder or _sandbox_holder(pharmacy, sandbox_files) or user_niss
-        claims = {
-            saml.CLAIM_CERT_HOLDER_SSIN: user_niss,
-            saml.CLAIM_SSIN: user_niss,
-            saml.CLAIM_PHARMACY: pharmacy,
-            saml.CLAIM_HOLDER: parse_niss(holder_niss, "pharmacy_holder").value,
-        }
+        attributes = saml.pharmacy_attributes(user_niss, pharmacy, holder_niss)
         return _open(
             name,
             "pharmacy",
@@ -177,11 +187,11 @@ def login(
             settings,
             identification,
             holder,
-            claims,
-            saml.PHARMACY_DESIGNATORS,
+            attributes,
             user_niss,
             pharmacy,
             now,
+            trace,
         )
     finally:
         if eid is not None:
@@ -195,11 +205,11 @@ def _open(
     settings: Settings,
     identification: Signer,
     holder: KeystoreSigner,
-    claims: dict[str, str],
-    designators: tuple[str, ...],
+    attributes: tuple[saml.Attribute, ...],
     user: str,
     organisation: str,
     now: datetime,
+    trace: Path | None,
 ) -> Session:
     """Ask the STS for the token and keep the session; a session keeps one user."""
     with open_database() as db:
@@ -212,7 +222,21 @@ def _open(
                 f"session {name!r} belongs to {existing.user_name}: log out first or use --session NAME",
             )
         environment = endpoints.resolve(settings)
-        token = sts_client.request_token(environment, identification, holder, claims, designators)
+        token, certified_kind = sts_client.request_token(
+            environment, identification, holder, attributes, trace=trace
+        )
+        if certified_kind != kind:
+            raise AuthenticationNeeded(f"eHealth certified a {certified_kind} session, not a {kind} one")
+        holder_nihii = holder_niss = None
+        if kind == "pharmacy":
+            holder_niss = token.value(saml.CLAIM_HOLDER, ns.IDENTIFICATION_NS)
+            nihii = token.value(saml.CERTIFIED_HOLDER_NIHII) or ""
+            try:
+                holder_nihii = parse_personal_nihii(nihii, "holder-nihii").value
+            except InvalidInput:
+                raise AuthenticationNeeded(
+                    f"eHealth certified no valid NIHII for the pharmacy holder ({nihii!r})"
+                ) from None
         expires = min(token.not_on_or_after, now + MAX_SESSION)
         session = Session(
             name=name,
@@ -221,7 +245,7 @@ def _open(
             user_niss=user,
             user_name=_user_name(identification.certificate, user),
             organisation=organisation,
-            holder_nihii11=token.attributes.get(saml.CERTIFIED_HOLDER_NIHII),
+            holder_nihii11=holder_nihii,
             issued=now.isoformat(timespec="seconds"),
             expires=expires.isoformat(timespec="seconds"),
             token=base64.b64encode(token.xml).decode(),
@@ -229,6 +253,7 @@ def _open(
             hok_certificate=base64.b64encode(
                 holder.certificate.public_bytes(serialization.Encoding.DER)
             ).decode(),
+            holder_niss=holder_niss,
         )
         sessions.save(db, cache_vault, session)
     return session

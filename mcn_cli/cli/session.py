@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -31,6 +32,15 @@ class Text:
         "The pharmacy's organisation keystore (NIHII-PHARMACY=....p12) (default: setting org_keystore)."
     )
     user_help = "With several cards in the readers: the NISS of the card to use."
+    holder_help = (
+        "NISS of the pharmacy's titular pharmacist (the holder), claimed and certified by eHealth "
+        "(default: setting pharmacy_holder)."
+    )
+    trace_help = (
+        "Write the STS exchange to this folder, exactly as sent and received (owner-only files: "
+        "they hold personal data)."
+    )
+    trace_warning = "traces hold personal data: delete them once the helpdesk has them"
     pin_fd_help = "Read the eID PIN from this file descriptor."
     org_password_fd_help = "Read the organisation keystore's password from this file descriptor."
     password_fd_help = "Read the fallback keystore's password from this file descriptor."
@@ -80,6 +90,8 @@ def login(
     ] = None,
     org: Annotated[Path | None, typer.Option("--org", help=Text.org_help, show_default=False)] = None,
     user: Annotated[str | None, typer.Option("--user", help=Text.user_help, show_default=False)] = None,
+    holder: Annotated[str | None, typer.Option("--holder", help=Text.holder_help, show_default=False)] = None,
+    trace: Annotated[Path | None, typer.Option("--trace", help=Text.trace_help, show_default=False)] = None,
     pin_fd: Annotated[int | None, typer.Option("--pin-fd", help=Text.pin_fd_help, show_default=False)] = None,
     org_password_fd: Annotated[
         int | None, typer.Option("--org-password-fd", help=Text.org_password_fd_help, show_default=False)
@@ -100,8 +112,12 @@ def login(
         fallback=fallback,
         org=org,
         user=user,
+        holder_niss=holder,
         credentials=Credentials(pin_fd, org_password_fd, password_fd),
+        trace=trace,
     )
+    if trace is not None:
+        sys.stderr.write(f"mcn: {Text.trace_warning}\n")
     if json:
         emit_json(session_json(session))
     else:

@@ -1,16 +1,15 @@
-"""SAML 1.1 for the eHealth STS: the holder-of-key attribute query and the assertion it returns.
+"""SAML 1.1 for the eHealth STS: what a session asks for (the attribute table), the holder-of-key
+``samlp:Request`` of the SAML variant, and the assertion the STS issues.
 
-The request follows the eHealth connector's template (an AttributeQuery whose subject carries
-a self-issued assertion with the claimed attributes and, as holder-of-key, the organisation
-certificate). The STS answers with an assertion it signs; the client checks that signature,
-the validity window and the certified booleans before using the token.
+Everything here follows ``../shared/docs/STS.md`` §2 and §4 (the eHealth connector's template,
+e-Contract and egelke clients, a real acceptance token). The token checks are in ``token.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,42 +17,93 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from mcn_cli.ehealth import ns, xmldsig
+from mcn_cli.ehealth import dn, ns, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import Signer
 from mcn_cli.ehealth.xmldsig import Reference, SignatureInvalid
 
 MAX_VALIDITY = timedelta(hours=12)
+AUTHENTICATION_METHOD = "urn:oasis:names:tc:SAML:1.0:am:X509-PKI"
 
-# What a pharmacy claims (identification namespace) and asks to be certified.
+# A pharmacy session (STS.md §2 table): rows 1-4 are claimed (identification namespace) and
+# designated, rows 5-7 designated only (certified namespace).
 CLAIM_CERT_HOLDER_SSIN = "urn:be:fgov:ehealth:1.0:certificateholder:person:ssin"
-CLAIM_SSIN = "urn:be:fgov:person:ssin"
 CLAIM_PHARMACY = "urn:be:fgov:ehealth:1.0:pharmacy:nihii-number"
+CLAIM_SSIN = "urn:be:fgov:person:ssin"
 CLAIM_HOLDER = "urn:be:fgov:person:ssin:ehealth:1.0:pharmacy-holder"
 CERTIFIED_RECOGNISED = "urn:be:fgov:ehealth:1.0:pharmacy:nihii-number:recognisedpharmacy:boolean"
 CERTIFIED_HOLDER_NIHII = "urn:be:fgov:person:ssin:ehealth:1.0:pharmacy-holder:certified:nihii11"
 CERTIFIED_LINKED = (
     "urn:be:fgov:ehealth:1.0:pharmacy:nihii-number:person:ssin:ehealth:1.0:pharmacy-holder:boolean"
 )
-PHARMACY_DESIGNATORS = (CERTIFIED_RECOGNISED, CERTIFIED_HOLDER_NIHII, CERTIFIED_LINKED)
-REQUIRED_TRUE = (CERTIFIED_RECOGNISED, CERTIFIED_LINKED)
 
-# A tarification office identifies with its organisation certificate alone.
+# A tarification office identifies with its organisation certificate alone. No public source
+# gives its attributes (STS.md §7 question 7): these names are mcn's guess, shaped like the
+# pharmacy's, and the sandbox's.
 CLAIM_OT = "urn:be:fgov:ehealth:1.0:certificateholder:otdpharmacy:nihii-number"
 CERTIFIED_OT = "urn:be:fgov:ehealth:1.0:otdpharmacy:nihii-number:recognisedotdpharmacy:boolean"
-OT_DESIGNATORS = (CERTIFIED_OT,)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One row of what a session asks: designated always, claimed when it has a value."""
+
+    name: str
+    namespace: str
+    value: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+def pharmacy_attributes(user_niss: str, pharmacy_nihii: str, holder_niss: str) -> tuple[Attribute, ...]:
+    """The 7 attributes of a pharmacy session, in the connector's order."""
+    identification, certified = ns.IDENTIFICATION_NS, ns.CERTIFIED_NS
+    return (
+        Attribute(CLAIM_CERT_HOLDER_SSIN, identification, user_niss),
+        Attribute(CLAIM_PHARMACY, identification, pharmacy_nihii),
+        Attribute(CLAIM_SSIN, identification, user_niss),
+        Attribute(CLAIM_HOLDER, identification, holder_niss),
+        Attribute(CERTIFIED_RECOGNISED, certified),
+        Attribute(CERTIFIED_HOLDER_NIHII, certified),
+        Attribute(CERTIFIED_LINKED, certified),
+    )
+
+
+def office_attributes(office_nihii: str) -> tuple[Attribute, ...]:
+    return (
+        Attribute(CLAIM_OT, ns.IDENTIFICATION_NS, office_nihii),
+        Attribute(CERTIFIED_OT, ns.CERTIFIED_NS),
+    )
+
+
+# The booleans that must be "true" for a session to be usable, by kind.
+REQUIRED_TRUE = {
+    "pharmacy": ((ns.CERTIFIED_NS, CERTIFIED_RECOGNISED), (ns.CERTIFIED_NS, CERTIFIED_LINKED)),
+    "ot": ((ns.CERTIFIED_NS, CERTIFIED_OT),),
+}
+KNOWN_NAMESPACES = {a.name: a.namespace for a in (*pharmacy_attributes("", "", ""), *office_attributes(""))}
 
 
 def _time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _der64(certificate: x509.Certificate) -> str:
+def _time_ms(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def der64(certificate: x509.Certificate) -> str:
     return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def subject_dn(certificate: x509.Certificate) -> str:
-    return certificate.subject.rfc4514_string()
+def certificate_from(text: str | None, what: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode("".join((text or "").split()), validate=True))
+    except ValueError:
+        raise SignatureInvalid(f"the {what} certificate is unreadable") from None
 
 
 def _attribute(parent: etree._Element, name: str, namespace: str, value: str) -> None:
@@ -67,46 +117,48 @@ def _attribute(parent: etree._Element, name: str, namespace: str, value: str) ->
     value_element.text = value
 
 
-def _name_identifier(parent: etree._Element, certificate: x509.Certificate) -> None:
+def _name_identifier(parent: etree._Element, value: str, qualifier: str) -> None:
     name = etree.SubElement(
-        parent,
-        q(ns.SAML, "NameIdentifier"),
-        Format=ns.X509_SUBJECT,
-        NameQualifier=certificate.issuer.rfc4514_string(),
+        parent, q(ns.SAML, "NameIdentifier"), Format=ns.X509_SUBJECT, NameQualifier=qualifier
     )
-    name.text = subject_dn(certificate)
+    name.text = value
 
 
-def _key_info(parent: etree._Element, certificate: x509.Certificate) -> None:
-    key_info = etree.SubElement(parent, q(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
-    data = etree.SubElement(key_info, q(ns.DS, "X509Data"))
-    etree.SubElement(data, q(ns.DS, "X509Certificate")).text = _der64(certificate)
+def key_info(certificate: x509.Certificate) -> etree._Element:
+    """ds:KeyInfo/ds:X509Data/ds:X509Certificate."""
+    info = etree.Element(q(ns.DS, "KeyInfo"), nsmap={"ds": ns.DS})
+    data = etree.SubElement(info, q(ns.DS, "X509Data"))
+    etree.SubElement(data, q(ns.DS, "X509Certificate")).text = der64(certificate)
+    return info
+
+
+# --- the SAML variant's request ---------------------------------------------------------------
 
 
 def attribute_query(
     identification: x509.Certificate,
     holder_of_key: x509.Certificate,
-    claims: Mapping[str, str],
-    designators: Sequence[str],
+    attributes: Sequence[Attribute],
     *,
     now: datetime | None = None,
     validity: timedelta = MAX_VALIDITY,
 ) -> etree._Element:
-    """The unsigned samlp:Request for a holder-of-key token."""
+    """The unsigned samlp:Request for a holder-of-key token (the connector's legacy template).
+    Names are the identification certificate's, in Java's RFC 1779 form."""
     now = now or datetime.now(UTC)
-    request_id = f"request-{uuid.uuid4()}"
+    subject, issuer = dn.rfc1779(identification.subject), dn.rfc1779(identification.issuer)
     request = etree.Element(
         q(ns.SAMLP, "Request"),
         nsmap={"samlp": ns.SAMLP, "saml": ns.SAML, "ds": ns.DS},
         IssueInstant=_time(now),
         MajorVersion="1",
         MinorVersion="1",
-        RequestID=request_id,
+        RequestID=f"request-{uuid.uuid4()}",
     )
     query = etree.SubElement(request, q(ns.SAMLP, "AttributeQuery"))
-    subject = etree.SubElement(query, q(ns.SAML, "Subject"))
-    _name_identifier(subject, identification)
-    confirmation = etree.SubElement(subject, q(ns.SAML, "SubjectConfirmation"))
+    query_subject = etree.SubElement(query, q(ns.SAML, "Subject"))
+    _name_identifier(query_subject, subject, issuer)
+    confirmation = etree.SubElement(query_subject, q(ns.SAML, "SubjectConfirmation"))
     etree.SubElement(confirmation, q(ns.SAML, "ConfirmationMethod")).text = ns.HOLDER_OF_KEY
     data = etree.SubElement(confirmation, q(ns.SAML, "SubjectConfirmationData"))
     inner = etree.SubElement(
@@ -114,7 +166,7 @@ def attribute_query(
         q(ns.SAML, "Assertion"),
         AssertionID=f"assertion-{uuid.uuid4()}",
         IssueInstant=_time(now),
-        Issuer=subject_dn(identification),
+        Issuer=subject,
         MajorVersion="1",
         MinorVersion="1",
     )
@@ -122,127 +174,171 @@ def attribute_query(
         inner, q(ns.SAML, "Conditions"), NotBefore=_time(now), NotOnOrAfter=_time(now + validity)
     )
     statement = etree.SubElement(inner, q(ns.SAML, "AttributeStatement"))
-    _name_identifier(etree.SubElement(statement, q(ns.SAML, "Subject")), identification)
-    for name, value in claims.items():
-        _attribute(statement, name, ns.IDENTIFICATION_NS, value)
-    _key_info(confirmation, holder_of_key)
-    for name in designators:
+    _name_identifier(etree.SubElement(statement, q(ns.SAML, "Subject")), subject, issuer)
+    for attribute in attributes:
+        if attribute.value is not None:
+            _attribute(statement, attribute.name, attribute.namespace, attribute.value)
+    confirmation.append(key_info(holder_of_key))
+    for attribute in attributes:
         etree.SubElement(
-            query, q(ns.SAML, "AttributeDesignator"), AttributeName=name, AttributeNamespace=ns.CERTIFIED_NS
+            query,
+            q(ns.SAML, "AttributeDesignator"),
+            AttributeName=attribute.name,
+            AttributeNamespace=attribute.namespace,
         )
     return request
 
 
-def sign_request(request: etree._Element, signer: Signer) -> None:
-    """Sign the request with the holder-of-key key (when it differs from the identification key)."""
+def sign_request(request: etree._Element, signer: Signer, certificate: x509.Certificate) -> None:
+    """The enveloped signature by the holder-of-key key, first child, KeyInfo = its certificate."""
     xmldsig.sign(
         [Reference(f"#{request.get('RequestID')}", request, enveloped=True)],
         signer,
-        None,
+        key_info(certificate),
         lambda signature: request.insert(0, signature),
     )
 
 
-def _request_resolver(request: etree._Element):  # noqa: ANN202
-    def resolve(identifier: str) -> etree._Element:
-        if request.get("RequestID") != identifier:
-            raise SignatureInvalid("the request signature does not cover the request")
-        return request
-
-    return resolve
-
-
-def verify_request_signature(request: etree._Element, certificate: x509.Certificate) -> bool:
-    """True when the request carries a valid signature by ``certificate``; False when unsigned."""
-    signature = request.find(q(ns.DS, "Signature"))
-    if signature is None:
-        return False
-    xmldsig.verify(signature, _request_resolver(request), certificate.public_key())
-    return True
-
-
 @dataclass(frozen=True)
 class Claimed:
-    """What an attribute query asks, as the STS reads it."""
+    """What a request asks, as the STS reads it (either variant)."""
 
-    request_id: str
-    identification_subject: str
+    context: str  # the RequestID (SAML) or the Context (WS-Trust)
+    identification_subject: str  # as the client wrote it
     holder_of_key: x509.Certificate
-    claims: dict[str, str]
-    designators: tuple[str, ...]
+    claims: dict[str, str]  # by attribute name
+    designators: tuple[tuple[str, str | None], ...]  # (name, namespace; None when not sent)
+    not_on_or_after: datetime | None = None
+
+
+def _only(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = parent.findall(tag)
+    if len(found) != 1:
+        raise SignatureInvalid(f"the request must hold one {what}, found {len(found)}")
+    return found[0]
 
 
 def read_query(request: etree._Element) -> Claimed:
-    query = request.find(q(ns.SAMLP, "AttributeQuery"))
-    if query is None:
-        raise SignatureInvalid("not an attribute query")
-    subject = query.find(q(ns.SAML, "Subject"))
-    confirmation = None if subject is None else subject.find(q(ns.SAML, "SubjectConfirmation"))
-    if subject is None or confirmation is None:
-        raise SignatureInvalid("the query has no subject confirmation")
+    """The STS side: read a signed-over samlp:Request (direct children only)."""
+    query = _only(request, q(ns.SAMLP, "AttributeQuery"), "AttributeQuery")
+    subject = _only(query, q(ns.SAML, "Subject"), "Subject")
+    confirmation = _only(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
     if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
         raise SignatureInvalid("only holder-of-key tokens are issued")
-    encoded = confirmation.findtext(
-        f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"
+    key = _only(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
+    hok = certificate_from(
+        key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
     )
-    try:
-        hok = x509.load_der_x509_certificate(base64.b64decode("".join((encoded or "").split())))
-    except ValueError:
-        raise SignatureInvalid("the holder-of-key certificate is unreadable") from None
-    claims = {
-        a.get("AttributeName", ""): (a.findtext(q(ns.SAML, "AttributeValue")) or "").strip()
-        for a in confirmation.iter(q(ns.SAML, "Attribute"))
-        if a.get("AttributeNamespace") == ns.IDENTIFICATION_NS
-    }
-    designators = tuple(d.get("AttributeName", "") for d in query.findall(q(ns.SAML, "AttributeDesignator")))
+    data = _only(confirmation, q(ns.SAML, "SubjectConfirmationData"), "SubjectConfirmationData")
+    inner = _only(data, q(ns.SAML, "Assertion"), "claims assertion")
+    claims: dict[str, str] = {}
+    for statement in inner.findall(q(ns.SAML, "AttributeStatement")):
+        for attribute in statement.findall(q(ns.SAML, "Attribute")):
+            if attribute.get("AttributeNamespace") != ns.IDENTIFICATION_NS:
+                raise SignatureInvalid(
+                    f"claim {attribute.get('AttributeName')} is not in the identification namespace"
+                )
+            name = attribute.get("AttributeName", "")
+            if name in claims:
+                raise SignatureInvalid(f"claim {name} is made twice")
+            claims[name] = (attribute.findtext(q(ns.SAML, "AttributeValue")) or "").strip()
+    designators = tuple(
+        (d.get("AttributeName", ""), d.get("AttributeNamespace"))
+        for d in query.findall(q(ns.SAML, "AttributeDesignator"))
+    )
     return Claimed(
         request.get("RequestID", ""),
-        (subject.findtext(q(ns.SAML, "NameIdentifier")) or "").strip(),
+        (_only(subject, q(ns.SAML, "NameIdentifier"), "NameIdentifier").text or "").strip(),
         hok,
         claims,
         designators,
     )
 
 
-# --- the STS side: issuing an assertion ------------------------------------------------------
+def verify_request_signature(request: etree._Element, certificate: x509.Certificate) -> None:
+    """The STS side: the request's enveloped signature holds, made by ``certificate``, which its
+    KeyInfo names (as every real client sends it)."""
+    signature = request.find(q(ns.DS, "Signature"))
+    if signature is None:
+        raise SignatureInvalid("the request is not signed with the holder-of-key key")
+    named = signature.findtext(f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}")
+    if named is None:
+        raise SignatureInvalid("the request signature has no KeyInfo with the holder-of-key certificate")
+    if certificate_from(named, "request signature") != certificate:
+        raise SignatureInvalid("the request is signed with another key than the holder-of-key one")
+
+    def resolve(identifier: str) -> etree._Element:
+        if request.get("RequestID") != identifier:
+            raise SignatureInvalid("the request signature does not cover the request")
+        return request
+
+    xmldsig.verify(signature, resolve, certificate.public_key())
+
+
+# --- the STS side: issuing an assertion shaped like eHealth's ----------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whom a token is about: the identification certificate's names, as tokens carry them."""
+
+    name: str
+    qualifier: str
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> Subject:
+        return cls(dn.java_string(certificate.subject), dn.java_string(certificate.issuer))
 
 
 def issue_assertion(
     signer: Signer,
-    issuer: str,
-    subject: str,
+    signer_certificate: x509.Certificate,
+    subject: Subject,
     holder_of_key: x509.Certificate,
-    attributes: Mapping[tuple[str, str], str],
+    attributes: Sequence[tuple[str, str, str]],
     *,
     now: datetime,
+    not_before: datetime,
     not_on_or_after: datetime,
+    issuer: str,
 ) -> etree._Element:
+    """A signed assertion: Conditions, AuthenticationStatement (holder-of-key), AttributeStatement
+    (``attributes`` as (namespace, name, value), in order), Signature with the signer's certificate."""
     assertion_id = f"_{uuid.uuid4().hex}"
     assertion = etree.Element(
         q(ns.SAML, "Assertion"),
         nsmap={"saml": ns.SAML},
         AssertionID=assertion_id,
-        IssueInstant=_time(now),
+        IssueInstant=_time_ms(now),
         Issuer=issuer,
         MajorVersion="1",
         MinorVersion="1",
     )
     etree.SubElement(
-        assertion, q(ns.SAML, "Conditions"), NotBefore=_time(now), NotOnOrAfter=_time(not_on_or_after)
+        assertion,
+        q(ns.SAML, "Conditions"),
+        NotBefore=_time_ms(not_before),
+        NotOnOrAfter=_time_ms(not_on_or_after),
     )
-    statement = etree.SubElement(assertion, q(ns.SAML, "AttributeStatement"))
-    saml_subject = etree.SubElement(statement, q(ns.SAML, "Subject"))
-    name = etree.SubElement(saml_subject, q(ns.SAML, "NameIdentifier"), Format=ns.X509_SUBJECT)
-    name.text = subject
-    confirmation = etree.SubElement(saml_subject, q(ns.SAML, "SubjectConfirmation"))
+    authentication = etree.SubElement(
+        assertion,
+        q(ns.SAML, "AuthenticationStatement"),
+        AuthenticationInstant=_time_ms(now),
+        AuthenticationMethod=AUTHENTICATION_METHOD,
+    )
+    authenticated = etree.SubElement(authentication, q(ns.SAML, "Subject"))
+    _name_identifier(authenticated, subject.name, subject.qualifier)
+    confirmation = etree.SubElement(authenticated, q(ns.SAML, "SubjectConfirmation"))
     etree.SubElement(confirmation, q(ns.SAML, "ConfirmationMethod")).text = ns.HOLDER_OF_KEY
-    _key_info(confirmation, holder_of_key)
-    for (namespace, attribute), value in attributes.items():
-        _attribute(statement, attribute, namespace, value)
+    confirmation.append(key_info(holder_of_key))
+    statement = etree.SubElement(assertion, q(ns.SAML, "AttributeStatement"))
+    _name_identifier(etree.SubElement(statement, q(ns.SAML, "Subject")), subject.name, subject.qualifier)
+    for namespace, name, value in attributes:
+        _attribute(statement, name, namespace, value)
     xmldsig.sign(
         [Reference(f"#{assertion_id}", assertion, enveloped=True)],
         signer,
-        None,
+        key_info(signer_certificate),
         assertion.append,
     )
     return assertion
@@ -271,101 +367,3 @@ def response(
     if assertion is not None:
         root.append(assertion)
     return root
-
-
-# --- the client side: checking the token -------------------------------------------------------
-
-
-class TokenRefused(Exception):
-    """The STS refused, or its token is unusable (signature, window, booleans)."""
-
-
-@dataclass(frozen=True)
-class Token:
-    xml: bytes
-    assertion_id: str
-    not_before: datetime
-    not_on_or_after: datetime
-    holder_of_key: x509.Certificate
-    attributes: dict[str, str]  # certified and identification attributes, by name
-
-    def element(self) -> etree._Element:
-        return xmldsig.parse(self.xml)
-
-
-def _parse_time(text: str | None) -> datetime:
-    from mcn_cli.ehealth.wssec import parse_time
-
-    return parse_time(text)
-
-
-def holder_of_key_of(assertion: etree._Element) -> x509.Certificate:
-    path = f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"
-    encoded = assertion.findtext(f".//{q(ns.SAML, 'SubjectConfirmation')}/{path}")
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode("".join((encoded or "").split())))
-    except ValueError:
-        raise SignatureInvalid("the assertion has no readable holder-of-key certificate") from None
-
-
-def check_assertion(
-    assertion: etree._Element,
-    sts_certificate: x509.Certificate,
-    now: datetime,
-    *,
-    skew: timedelta = timedelta(minutes=5),
-) -> Token:
-    """Verify the STS's signature and the validity window; read the attributes."""
-    if assertion.tag != q(ns.SAML, "Assertion"):
-        raise SignatureInvalid("not a SAML 1.1 assertion")
-    signature = assertion.find(q(ns.DS, "Signature"))
-    if signature is None:
-        raise SignatureInvalid("the assertion is not signed")
-    assertion_id = assertion.get("AssertionID", "")
-
-    def resolve(identifier: str) -> etree._Element:
-        if identifier != assertion_id:
-            raise SignatureInvalid("the signature does not cover the assertion")
-        return assertion
-
-    xmldsig.verify(signature, resolve, sts_certificate.public_key())
-    conditions = assertion.find(q(ns.SAML, "Conditions"))
-    if conditions is None:
-        raise SignatureInvalid("the assertion has no validity window")
-    not_before = _parse_time(conditions.get("NotBefore"))
-    not_on_or_after = _parse_time(conditions.get("NotOnOrAfter"))
-    if not_before > now + skew:
-        raise SignatureInvalid("the token is not valid yet (check the clock)")
-    if not_on_or_after <= now:
-        raise SignatureInvalid("the token has expired")
-    attributes = {
-        a.get("AttributeName", ""): (a.findtext(q(ns.SAML, "AttributeValue")) or "").strip()
-        for a in assertion.iter(q(ns.SAML, "Attribute"))
-    }
-    return Token(
-        etree.tostring(assertion),
-        assertion_id,
-        not_before,
-        not_on_or_after,
-        holder_of_key_of(assertion),
-        attributes,
-    )
-
-
-def check_token(token: Token) -> str:
-    """Refuse a token in which a certified boolean is not true; returns whose token it is:
-    "pharmacy" or "ot" (a tarification office)."""
-    if CERTIFIED_OT in token.attributes:
-        if token.attributes[CERTIFIED_OT] != "true":
-            raise TokenRefused("eHealth does not certify a recognised tarification office")
-        return "ot"
-    for name in REQUIRED_TRUE:
-        value = token.attributes.get(name)
-        if value != "true":
-            what = (
-                "a recognised pharmacy" if name == CERTIFIED_RECOGNISED else "linked to the pharmacy's holder"
-            )
-            raise TokenRefused(
-                f"eHealth does not certify {what} ({name.rsplit(':', 2)[-2]} = {value or 'absent'})"
-            )
-    return "pharmacy"

@@ -1,66 +1,105 @@
-"""Asking the eHealth STS for a SAML 1.1 holder-of-key token for a pharmacy."""
+"""Asking the eHealth STS for a SAML 1.1 holder-of-key token: one entry point, two protocol
+variants behind it (``sts_wstrust`` and ``sts_saml``), one set of checks on what comes back."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from mcn_cli.domain.errors import AuthenticationNeeded, ServiceUnavailable
-from mcn_cli.ehealth import ns, saml, transport, wssec
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+
+from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput, ServiceUnavailable
+from mcn_cli.ehealth import token as tokens
+from mcn_cli.ehealth import transport, wssec
 from mcn_cli.ehealth.endpoints import Environment
-from mcn_cli.ehealth.ns import q
-from mcn_cli.ehealth.saml import Token, TokenRefused
+from mcn_cli.ehealth.saml import Attribute
 from mcn_cli.ehealth.signers import KeystoreSigner, Signer
+from mcn_cli.ehealth.token import Token, TokenRefused
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 
-SOAP_ACTION = "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecurityToken"
+
+@dataclass(frozen=True)
+class Reply:
+    body: etree._Element  # the one element of the answer's SOAP Body
+    root: etree._Element
+    raw: bytes
+
+
+Call = Callable[[str, etree._Element, Signer], Reply]
+
+
+def _caller(environment: Environment, trace: Path | None) -> Call:
+    """Sign ``body`` with WS-Security by ``signer``, post it with ``action``, return the answer."""
+    steps = 0
+
+    def call(action: str, body: etree._Element, signer: Signer) -> Reply:
+        nonlocal steps
+        steps += 1
+        envelope = wssec.sign_envelope(wssec.envelope(body), signer)
+        payload = wssec.to_bytes(envelope)
+        answer: bytes | None = None
+        try:
+            root, exchange = transport.post(
+                environment.sts_url,
+                payload,
+                action,
+                verify=environment.verify,
+                timeout=environment.timeout,
+                contact=environment.contact,
+            )
+            answer = exchange.response
+        except transport.SoapFaultError as error:
+            answer = error.response or None
+            if error.fault.code.split(":")[-1] == "Server":
+                raise ServiceUnavailable(f"the eHealth STS failed: {error.fault.message}") from None
+            raise AuthenticationNeeded(f"eHealth refused the login: {error.fault.message}") from None
+        finally:
+            if trace is not None:
+                from mcn_cli.ehealth import traces
+
+                traces.write(trace, f"STS-{steps}-{action.rsplit(':', 1)[-1]}", payload, answer)
+        body_element = root.find(f"{{{wssec.ns.SOAP}}}Body")
+        children = [] if body_element is None else [c for c in body_element if isinstance(c.tag, str)]
+        if len(children) != 1:
+            raise ServiceUnavailable("the eHealth STS answered with an empty or mixed SOAP Body")
+        return Reply(children[0], root, exchange.response)
+
+    return call
 
 
 def request_token(
     environment: Environment,
     identification: Signer,
     holder: KeystoreSigner,
-    claims: Mapping[str, str],
-    designators: Sequence[str],
-) -> Token:
-    now = datetime.now(UTC)
-    request = saml.attribute_query(
-        identification.certificate, holder.certificate, claims, designators, now=now
-    )
-    if holder.certificate != identification.certificate:
-        saml.sign_request(request, holder)
-    envelope = wssec.sign_envelope(wssec.envelope(request), identification, now=now)
+    attributes: Sequence[Attribute],
+    *,
+    trace: Path | None = None,
+) -> tuple[Token, str]:
+    """A checked token for the session ``attributes`` describe, and its kind ("pharmacy"/"ot")."""
+    call = _caller(environment, trace)
     try:
-        root, _ = transport.post(
-            environment.sts_url,
-            wssec.to_bytes(envelope),
-            SOAP_ACTION,
-            verify=environment.verify,
-            timeout=environment.timeout,
-        )
-    except transport.SoapFaultError as error:
-        if "security" in error.fault.code.lower():
-            raise AuthenticationNeeded(f"eHealth refused the login: {error.fault.message}") from None
-        raise ServiceUnavailable(f"the eHealth STS failed: {error.fault.message}") from None
-    response = root.find(f"{q(ns.SOAP, 'Body')}/{q(ns.SAMLP, 'Response')}")
-    if response is None:
-        raise ServiceUnavailable("the eHealth STS answered without a SAML response")
-    code = response.find(f"{q(ns.SAMLP, 'Status')}/{q(ns.SAMLP, 'StatusCode')}")
-    if code is None or code.get("Value", "").split(":")[-1] != "Success":
-        message = (
-            response.findtext(f"{q(ns.SAMLP, 'Status')}/{q(ns.SAMLP, 'StatusMessage')}") or "no reason given"
-        )
-        raise AuthenticationNeeded(f"eHealth refused the login: {message}")
-    assertion = response.find(q(ns.SAML, "Assertion"))
-    if assertion is None:
-        raise ServiceUnavailable("the eHealth STS answered without a token")
-    try:
-        token = saml.check_assertion(assertion, environment.sts_certificate, datetime.now(UTC))
-        saml.check_token(token)
+        if environment.sts_protocol == "saml":
+            if not isinstance(holder.private_key, rsa.RSAPrivateKey):
+                raise InvalidInput(
+                    "sts_protocol",
+                    "ec-key",
+                    "the organisation keystore holds an EC key, which eHealth's SAML STS does not take: "
+                    'set sts_protocol = "wstrust"',
+                )
+            from mcn_cli.ehealth import sts_saml
+
+            assertion = sts_saml.obtain(call, identification, holder, attributes)
+        else:
+            from mcn_cli.ehealth import sts_wstrust
+
+            assertion = sts_wstrust.obtain(call, identification, holder, attributes)
+        token = tokens.verify(assertion, environment.trust, datetime.now(UTC))
+        kind = tokens.check_session(token, attributes, holder.certificate)
     except SignatureInvalid as error:
         raise AuthenticationNeeded(f"the eHealth token is unusable: {error}") from None
     except TokenRefused as error:
         raise AuthenticationNeeded(f"eHealth refused the session: {error}") from None
-    if token.holder_of_key != holder.certificate:
-        raise AuthenticationNeeded("the eHealth token names another holder-of-key certificate")
-    return token
+    return token, kind

@@ -13,15 +13,25 @@ from mcn_cli.ehealth import soap, xmldsig
 from mcn_cli.ehealth.soap import Fault
 
 
+def _user_agent() -> str:
+    from mcn_cli import __version__
+
+    return f"mcn/{__version__}"
+
+
+USER_AGENT = _user_agent()
+
+
 class ConnectionRefused(ServiceUnavailable):
     """Nothing accepted the connection: the request never reached the service."""
 
 
 class SoapFaultError(Exception):
-    def __init__(self, fault: Fault, status: int) -> None:
+    def __init__(self, fault: Fault, status: int, response: bytes = b"") -> None:
         super().__init__(f"{fault.code}: {fault.message}")
         self.fault = fault
         self.status = status
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -32,13 +42,27 @@ class Exchange:
 
 
 def post(
-    url: str, payload: bytes, soap_action: str, *, verify: str | bool, timeout: float, session: Any = None
+    url: str,
+    payload: bytes,
+    soap_action: str,
+    *,
+    verify: str | bool,
+    timeout: float,
+    session: Any = None,
+    contact: str = "",
 ) -> tuple[etree._Element, Exchange]:
-    """POST ``payload``; returns the parsed answer. Raises ServiceUnavailable or SoapFaultError."""
+    """POST ``payload``; returns the parsed answer. Raises ServiceUnavailable or SoapFaultError.
+    ``contact`` goes as the From header, as eHealth asks of client software."""
     import requests
 
     host = urlsplit(url).netloc
-    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
+    headers = {
+        "Content-Type": "text/xml; charset=utf-8",
+        "SOAPAction": f'"{soap_action}"',
+        "User-Agent": USER_AGENT,
+    }
+    if contact:
+        headers["From"] = contact
     try:
         response = (session or requests).post(
             url, data=payload, headers=headers, verify=verify, timeout=(min(timeout, 10), timeout)
@@ -66,7 +90,7 @@ def post(
         raise ServiceUnavailable(f"{host} sent a malformed answer (HTTP {response.status_code})") from None
     fault = soap.read_fault(root)
     if fault is not None:
-        raise SoapFaultError(fault, response.status_code)
+        raise SoapFaultError(fault, response.status_code, response.content)
     if response.status_code != 200:
         raise ServiceUnavailable(f"{host} answered HTTP {response.status_code}")
     return root, exchange

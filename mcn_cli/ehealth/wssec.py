@@ -24,7 +24,7 @@ from mcn_cli.ehealth.signers import Signer
 from mcn_cli.ehealth.xmldsig import Reference, SignatureInvalid
 
 WSU_ID = q(ns.WSU, "Id")
-DEFAULT_TTL = timedelta(minutes=5)
+DEFAULT_TTL = timedelta(seconds=60)  # what eHealth's clients send (WSS4J's default)
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -71,7 +71,9 @@ def sign_envelope(
     now: datetime | None = None,
     ttl: timedelta = DEFAULT_TTL,
 ) -> etree._Element:
-    """Add a wsse:Security header signed by ``signer``; with ``assertion`` the key is named by it."""
+    """Add a wsse:Security header signed by ``signer``: Timestamp, then the signer's certificate as
+    a BinarySecurityToken (or ``assertion``, which then names the key), then the Signature over
+    Body, Timestamp and BinarySecurityToken (STS.md §2)."""
     if root.find(q(ns.SOAP, "Header")) is None:
         root.insert(0, etree.Element(q(ns.SOAP, "Header")))
     header, body = _parts(root)
@@ -98,8 +100,11 @@ def sign_envelope(
         token.text = base64.b64encode(signer.certificate.public_bytes(serialization.Encoding.DER)).decode()
         etree.SubElement(reference, q(ns.WSSE, "Reference"), URI=f"#{token.get(WSU_ID)}", ValueType=ns.X509V3)
     body.set(WSU_ID, f"id-{uuid.uuid4().hex}")
+    references = [Reference(f"#{body.get(WSU_ID)}", body), Reference(f"#{timestamp.get(WSU_ID)}", timestamp)]
+    if assertion is None:
+        references.append(Reference(f"#{token.get(WSU_ID)}", token))  # real clients sign the BST too
     xmldsig.sign(
-        [Reference(f"#{body.get(WSU_ID)}", body), Reference(f"#{timestamp.get(WSU_ID)}", timestamp)],
+        references,
         signer,
         key_info,
         security.append,
@@ -165,6 +170,7 @@ def verify_envelope(
     if reference is None:
         raise SignatureInvalid("the signature names no security token")
     assertion: etree._Element | None = None
+    token: etree._Element | None = None
     direct = reference.find(q(ns.WSSE, "Reference"))
     identifier = reference.find(q(ns.WSSE, "KeyIdentifier"))
     if direct is not None:
@@ -194,6 +200,8 @@ def verify_envelope(
         raise SignatureInvalid("the SOAP Body is not signed")
     if not any(element is timestamp for element in signed):
         raise SignatureInvalid("the Timestamp is not signed")
+    if token is not None and not any(element is token for element in signed):
+        raise SignatureInvalid("the BinarySecurityToken is not signed")
     return Verified(certificate, body, assertion, created)
 
 

@@ -205,3 +205,38 @@ def find_by_id(root: etree._Element, attribute: str, value: str) -> etree._Eleme
     if len(found) != 1:
         raise SignatureInvalid(f"{len(found)} elements carry the id {value!r}")
     return found[0]
+
+
+def exact_bytes(raw: bytes, root: etree._Element, element: etree._Element) -> bytes:
+    """``element`` as it stands in ``raw`` (the document ``root`` was parsed from), byte for byte,
+    when it declares every namespace it uses; otherwise lxml's serialisation with the in-scope
+    declarations added. Either way its canonical form is the one that was signed."""
+    from xml.parsers import expat
+
+    position = next(i for i, e in enumerate(e for e in root.iter() if isinstance(e.tag, str)) if e is element)
+    spans: list[list[int]] = []
+    open_elements: list[int] = []
+    parser = expat.ParserCreate()
+
+    def start(name: str, attributes: object) -> None:
+        open_elements.append(len(spans))
+        spans.append([parser.CurrentByteIndex, -1])
+
+    def end(name: str) -> None:
+        spans[open_elements.pop()][1] = parser.CurrentByteIndex
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(raw, True)
+        begin, closing = spans[position]
+    except (expat.ExpatError, IndexError):
+        return etree.tostring(element)
+    end_index = raw.index(b">", closing) + 1 if raw[closing : closing + 2] == b"</" else closing
+    kept = raw[begin:end_index]
+    try:
+        if c14n(parse(kept)) == c14n(element):
+            return kept
+    except SignatureInvalid:
+        pass
+    return etree.tostring(element)

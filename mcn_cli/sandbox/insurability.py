@@ -18,8 +18,10 @@ from lxml import etree
 
 from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
 from mcn_cli.domain.errors import NoCommitment
-from mcn_cli.ehealth import saml, wssec
+from mcn_cli.ehealth import ns, saml, wssec
+from mcn_cli.ehealth import token as tokens
 from mcn_cli.ehealth.ns import q
+from mcn_cli.ehealth.trust import StsTrust
 from mcn_cli.sandbox import population, world
 from mcn_cli.sandbox.population import Patient
 from mcn_cli.sandbox.world import Files
@@ -100,27 +102,25 @@ class Throttle:
 class Caller:
     pharmacy: str
     kind: str  # "pharmacy"; the tarification office comes later
-    attributes: dict[str, str]
+    attributes: dict[tuple[str, str], str]  # the token's, by (namespace, name)
 
 
-def check_caller(
-    body: bytes, sts_certificate: x509.Certificate, now: datetime
-) -> tuple[Caller, etree._Element]:
-    """Verify the holder-of-key message; returns who calls and the request element."""
+def check_caller(body: bytes, trust: StsTrust, now: datetime) -> tuple[Caller, etree._Element]:
+    """Verify the holder-of-key message and its token; returns who calls and the request."""
 
     def holder_of_key(assertion: etree._Element) -> x509.Certificate:
-        token = saml.check_assertion(assertion, sts_certificate, now)
-        return token.holder_of_key
+        return tokens.verify(assertion, trust, now).holder_of_key
 
     verified = wssec.verify_envelope(body, now=now, holder_of_key=holder_of_key)
     assert verified.assertion is not None
-    token = saml.check_assertion(verified.assertion, sts_certificate, now)
+    token = tokens.verify(verified.assertion, trust, now)
     try:
-        kind = saml.check_token(token)
-    except saml.TokenRefused as error:
+        kind = tokens.kind_of(token)
+    except tokens.TokenRefused as error:
         raise Rejected("wsse:FailedAuthentication", str(error)) from None
     request = wssec.body_payload(verified)
-    organisation = token.attributes.get(saml.CLAIM_OT if kind == "ot" else saml.CLAIM_PHARMACY, "")
+    claim = saml.CLAIM_OT if kind == "ot" else saml.CLAIM_PHARMACY
+    organisation = token.value(claim, ns.IDENTIFICATION_NS) or ""
     return Caller(organisation, kind, token.attributes), request
 
 
@@ -175,6 +175,14 @@ def answer(request: etree._Element, caller: Caller, secret: bytes, today: date) 
         raise Rejected("soapenv:Client", "policy: a pharmacy session cannot consult as a tarification office")
     elif organisation != caller.pharmacy:
         raise Rejected("soapenv:Client", "the care provider is not the pharmacy of the session")
+    elif (
+        _text(request, "p:CommonInput/c:Origin/c:CareProvider/c:Nihii/c:Value"),
+        _text(request, "p:CommonInput/c:Origin/c:CareProvider/c:PhysicalPerson/c:Ssin"),
+    ) != (
+        caller.attributes.get((ns.CERTIFIED_NS, saml.CERTIFIED_HOLDER_NIHII)),
+        caller.attributes.get((ns.IDENTIFICATION_NS, saml.CLAIM_HOLDER)),
+    ):
+        raise Rejected("soapenv:Client", "the care provider is not the pharmacy holder eHealth certified")
     requested_text = _text(request, "p:InsurabilityRequest/c:Date") or ""
     try:
         requested = date.fromisoformat(requested_text)

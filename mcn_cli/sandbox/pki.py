@@ -29,8 +29,13 @@ def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+def ec_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(curve or ec.SECP256R1())
+
+
+def ehealth_key(kind: str) -> Any:
+    """An eHealth certificate's key: RSA-2048, or EC P-384 as eHealth issues them now (STS.md §6)."""
+    return ec_key(ec.SECP384R1()) if kind == "ec" else rsa_key()
 
 
 def name(*parts: tuple[Any, str]) -> x509.Name:

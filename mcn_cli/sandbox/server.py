@@ -11,17 +11,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cryptography import x509
 from lxml import etree
 
-from mcn_cli.ehealth import wssec
+from mcn_cli.ehealth import wssec, wstrust
 from mcn_cli.ehealth.soap import Fault, fault_envelope
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import insurability, sts
-from mcn_cli.sandbox.world import Files
+from mcn_cli.sandbox.world import Files, sts_trust
 
-STS_PATH = "/IAM/Saml11TokenService/Legacy/v1"
+STS_PATHS = {"wstrust": "/IAM/SecurityTokenService/v1", "saml": "/IAM/Saml11TokenService/v1"}
 INSURABILITY_PATH = "/Insurability/v2"
+# The SOAPActions real clients send (STS.md §1): the connector up to 4.0.2 says RequestSecureToken.
+SAML_ACTIONS = (
+    "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecurityToken",
+    "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecureToken",
+)
+WSTRUST_ACTIONS = (wstrust.SOAP_ACTION, wstrust.CHALLENGE_ACTION)
 HEALTH_PATH = "/health"
 MAX_BODY = 2 * 1024 * 1024
 
@@ -50,9 +55,14 @@ class Sandbox:
 
     def __init__(self, files: Files) -> None:
         self.files = files
-        self.services: dict[str, Service] = {STS_PATH: self.sts, INSURABILITY_PATH: self.insurability}
+        self.services: dict[str, Service] = {
+            STS_PATHS["saml"]: self.sts_saml,
+            STS_PATHS["wstrust"]: self.sts_wstrust,
+            INSURABILITY_PATH: self.insurability,
+        }
         self.throttle = insurability.Throttle()
-        self.sts_certificate = x509.load_pem_x509_certificate(files.ca_cert("sts").read_bytes())
+        self.trust = sts_trust(files)
+        self.challenges = sts.Challenges()
         self.secret = hashlib.sha256(files.ca_key("sts").read_bytes()).digest()
 
     def insurability(self, body: bytes, headers: dict[str, str]) -> Reply:
@@ -62,7 +72,7 @@ class Sandbox:
             self.files, tuple(k for k in insurability.FAULTS if k != "refused")
         )
         try:
-            caller, request = insurability.check_caller(body, self.sts_certificate, now)
+            caller, request = insurability.check_caller(body, self.trust, now)
             fault = switched.kind if switched else insurability.patient_fault(request, today)
             if fault is not None and fault != "slow":
                 return _fault(fault)
@@ -78,12 +88,26 @@ class Sandbox:
         except insurability.Rejected as error:
             return fault_reply(error.code, str(error))
 
-    def sts(self, body: bytes, headers: dict[str, str]) -> Reply:
+    def sts_saml(self, body: bytes, headers: dict[str, str]) -> Reply:
+        if _action(headers) not in SAML_ACTIONS:
+            return fault_reply("soapenv:Client", f"unknown SOAPAction {_action(headers)!r}")
         authority = sts.Authority.load(self.files)  # reloaded: revocations apply at once
         try:
-            return soap_reply(sts.answer(body, authority))
+            return soap_reply(sts.answer_saml(body, authority))
         except SignatureInvalid as error:
             return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
+
+    def sts_wstrust(self, body: bytes, headers: dict[str, str]) -> Reply:
+        action = _action(headers)
+        if action not in WSTRUST_ACTIONS:
+            return fault_reply("soapenv:Client", f"unknown SOAPAction {action!r}")
+        authority = sts.Authority.load(self.files)
+        try:
+            return soap_reply(sts.answer_wstrust(body, action, authority, self.challenges))
+        except SignatureInvalid as error:
+            return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
+        except sts.Refused as error:
+            return fault_reply("wst:FailedAuthentication", str(error))
 
     def handle(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         service = self.services.get(path)
@@ -93,6 +117,10 @@ class Sandbox:
 
 
 SLOW_SECONDS = 25.0
+
+
+def _action(headers: dict[str, str]) -> str:
+    return headers.get("soapaction", "").strip().strip('"')
 
 
 def _fault(kind: str) -> Reply:

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mcn_cli.ehealth.trust import EHEALTH_OU
 from mcn_cli.sandbox import pki, softhsm, world
 from mcn_cli.sandbox.pki import SANDBOX_PASSWORD, Issued
 from mcn_cli.sandbox.world import Files
@@ -55,7 +56,8 @@ def _make_pki(files: Files) -> None:
         pki.name(
             (NameOID.COUNTRY_NAME, "BE"),
             (NameOID.ORGANIZATION_NAME, "Federal Government"),
-            (NameOID.COMMON_NAME, "mcn sandbox STS"),
+            (NameOID.ORGANIZATIONAL_UNIT_NAME, EHEALTH_OU),
+            (NameOID.COMMON_NAME, world.STS_SIGNER),
         ),
         pki.rsa_key(),
         ehealth,
@@ -76,13 +78,15 @@ def _make_pki(files: Files) -> None:
         assert holder is not None
         subject = pki.ehealth_subject("NIHII-PHARMACY", pharmacy.nihii, holder.name.upper())
         _keystore(
-            files.org_keystore(pharmacy.nihii), pki.issue(subject, pki.rsa_key(), ehealth, client=True), chain
+            files.org_keystore(pharmacy.nihii),
+            pki.issue(subject, pki.ehealth_key(pharmacy.key), ehealth, client=True),
+            chain,
         )
     for person in world.PEOPLE:
         subject = personal_subject(person.niss, person.name.upper())
         _keystore(
             files.personal_keystore(person.niss),
-            pki.issue(subject, pki.rsa_key(), ehealth, client=True),
+            pki.issue(subject, pki.ehealth_key(person.key), ehealth, client=True),
             chain,
         )
         if person.eid:
@@ -132,6 +136,7 @@ def initialise(pin: str = world.DEFAULT_PIN, files: Files | None = None) -> Setu
     if created:
         _make_pki(files)
         files.save_state({"revoked": []})
+        files.layout_file.write_text(world.LAYOUT + "\n")
     if softhsm.module() is None:
         return SetupReport(created, "unavailable", files)
     if not created and softhsm.pin_works(files.softhsm, pin):

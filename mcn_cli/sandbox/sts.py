@@ -1,25 +1,47 @@
-"""The sandbox STS: checks a holder-of-key attribute query as eHealth does, then issues a signed
-SAML 1.1 assertion (at most 12 hours), or refuses."""
+"""The sandbox STS: both of eHealth's variants (SAML 1.1 ``samlp:Request`` and WS-Trust 1.3 with
+its sign challenge), checking a request as strictly as the real service is known to, then issuing
+an assertion shaped like eHealth's (STS.md §2-4), or refusing.
+
+Where a public source leaves the real service's behaviour open (STS.md §7), the sandbox takes the
+strict reading: the NameIdentifier must be the identification certificate's subject in Java's
+RFC 1779 form, every attribute of a pharmacy session must be designated, an unknown attribute is
+refused, and the holder link is certified only for the pharmacy's titular pharmacist claimed by
+a pharmacist authorised there.
+"""
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from lxml import etree
 
-from mcn_cli.ehealth import ns, saml, wssec
+from mcn_cli.ehealth import dn, ns, saml, wssec, wstrust
 from mcn_cli.ehealth.ns import q
+from mcn_cli.ehealth.saml import Claimed
 from mcn_cli.ehealth.signers import KeystoreSigner
+from mcn_cli.ehealth.trust import STS_ISSUER
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import world
 from mcn_cli.sandbox.setup import load_ca
 from mcn_cli.sandbox.world import Files
 
+MAX_LIFETIME = timedelta(hours=24)  # what eHealth's acceptance STS was seen to honour
+BACKDATE = timedelta(minutes=5)  # NotBefore, as in real tokens
+CHALLENGE_SECONDS = 300.0
+MAX_PENDING = 1000
+
+PHARMACY = saml.pharmacy_attributes("", "", "")
+OFFICE = saml.office_attributes("")
+
 
 class Refused(Exception):
-    """A request the STS answers with a failure status (the caller's fault)."""
+    """A request the STS refuses (the caller's fault)."""
 
 
 @dataclass
@@ -76,8 +98,11 @@ def user_niss(certificate: x509.Certificate, kind: str) -> str:
     raise Refused("the identification certificate names no person (eID or SSIN= certificate expected)")
 
 
-def answer(request_body: bytes, authority: Authority, now: datetime | None = None) -> etree._Element:
-    """The samlp:Response for a WS-Security-signed samlp:Request, or raise SignatureInvalid/Refused."""
+# --- the two variants -------------------------------------------------------------------------
+
+
+def answer_saml(request_body: bytes, authority: Authority, now: datetime | None = None) -> etree._Element:
+    """The samlp:Response for a WS-Security-signed samlp:Request, or raise SignatureInvalid."""
     now = now or datetime.now(UTC)
     verified = wssec.verify_envelope(request_body, now=now)
     request = wssec.body_payload(verified)
@@ -85,73 +110,179 @@ def answer(request_body: bytes, authority: Authority, now: datetime | None = Non
         raise SignatureInvalid("the body is not a samlp:Request")
     claimed = saml.read_query(request)
     try:
-        return _issue(claimed, request, verified.certificate, authority, now)
-    except Refused as refusal:
-        return saml.response(claimed.request_id, now, None, status="Requester", message=str(refusal))
+        identification = verified.certificate
+        if claimed.identification_subject != dn.rfc1779(identification.subject):
+            raise Refused(
+                "the NameIdentifier is not the identification certificate's subject (RFC 1779 form expected)"
+            )
+        hok = claimed.holder_of_key
+        if hok != identification or request.find(q(ns.DS, "Signature")) is not None:
+            saml.verify_request_signature(request, hok)
+        assertion = _issue(claimed, identification, authority, now)
+    except (Refused, SignatureInvalid) as refusal:
+        return saml.response(claimed.context, now, None, status="Requester", message=str(refusal))
+    return saml.response(claimed.context, now, assertion)
 
 
-def _issue(
-    claimed: saml.Claimed,
-    request: etree._Element,
-    identification: x509.Certificate,
+@dataclass(frozen=True)
+class Pending:
+    claimed: Claimed
+    identification: x509.Certificate
+    challenge: str
+    deadline: float
+
+
+class Challenges:
+    """Sign challenges waiting for their answer, by Context (in memory, a few minutes)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Pending] = {}
+        self._lock = threading.Lock()
+
+    def open(self, claimed: Claimed, identification: x509.Certificate) -> str:
+        challenge = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.monotonic()
+            for context in [c for c, p in self._pending.items() if p.deadline < now]:
+                del self._pending[context]
+            if len(self._pending) >= MAX_PENDING or claimed.context in self._pending:
+                raise Refused("too many open challenges, or a Context used twice")
+            self._pending[claimed.context] = Pending(
+                claimed, identification, challenge, now + CHALLENGE_SECONDS
+            )
+        return challenge
+
+    def close(self, context: str, challenge: str) -> Pending:
+        with self._lock:
+            pending = self._pending.pop(context, None)
+        if pending is None or pending.deadline < time.monotonic():
+            raise Refused("no open challenge for this Context (expired or never sent)")
+        if not secrets.compare_digest(pending.challenge, challenge):
+            raise Refused("the challenge answered is not the one sent")
+        return pending
+
+
+def answer_wstrust(
+    request_body: bytes,
+    action: str,
     authority: Authority,
-    now: datetime,
+    challenges: Challenges,
+    now: datetime | None = None,
 ) -> etree._Element:
+    """The RSTR (a challenge or the token) for a WS-Trust message; Refused or SignatureInvalid
+    are answered as SOAP faults by the server."""
+    now = now or datetime.now(UTC)
+    verified = wssec.verify_envelope(request_body, now=now)
+    payload = wssec.body_payload(verified)
+    if action == wstrust.CHALLENGE_ACTION:
+        answer = wstrust.read_challenge_answer(payload)
+        pending = challenges.close(answer.context, answer.challenge)
+        if verified.certificate != pending.claimed.holder_of_key:
+            raise Refused("the challenge answer is not signed with the holder-of-key key")
+        assertion = _issue(pending.claimed, pending.identification, authority, now)
+        return wstrust.issued(answer.context, assertion)
+    claimed = wstrust.read_request(payload)
+    identification = verified.certificate
+    if claimed.holder_of_key != identification:
+        authority.check_certificate(identification, now, "identification")
+        authority.check_certificate(claimed.holder_of_key, now, "holder-of-key")
+        _attributes(claimed, identification, authority, now)  # refuse early, before the challenge
+        return wstrust.sign_challenge(claimed.context, challenges.open(claimed, identification))
+    return wstrust.issued(claimed.context, _issue(claimed, identification, authority, now))
+
+
+# --- the decision, the same for both ----------------------------------------------------------
+
+
+def _expected(kind: str) -> Sequence[saml.Attribute]:
+    return OFFICE if kind == "ot" else PHARMACY
+
+
+def _designated(claimed: Claimed, kind: str) -> list[tuple[str, str]]:
+    """The designated attributes as (namespace, name), in request order, all known and all there."""
+    known = {a.name: a.namespace for a in _expected(kind)}
+    designated: list[tuple[str, str]] = []
+    for name, namespace in claimed.designators:
+        if name not in known:
+            raise Refused(f"unknown attribute {name}")
+        if namespace is not None and namespace != known[name]:
+            raise Refused(f"attribute {name} is not in namespace {namespace}")
+        if (known[name], name) in designated:
+            raise Refused(f"attribute {name} is designated twice")
+        designated.append((known[name], name))
+    for name in claimed.claims:
+        if known.get(name) != ns.IDENTIFICATION_NS:
+            raise Refused(f"unknown claim {name}")
+    for attribute in _expected(kind):
+        if attribute.key not in designated:
+            raise Refused(f"the designator {attribute.name} is missing")
+        if attribute.namespace == ns.IDENTIFICATION_NS and not claimed.claims.get(attribute.name):
+            raise Refused(f"the claim {attribute.name} is missing")
+    return designated
+
+
+def _attributes(
+    claimed: Claimed, identification: x509.Certificate, authority: Authority, now: datetime
+) -> list[tuple[str, str, str]]:
+    """What the token will say, as (namespace, name, value) in request order."""
     kind = authority.check_certificate(identification, now, "identification")
     hok = claimed.holder_of_key
     authority.check_certificate(hok, now, "holder-of-key")
-    if hok != identification and not saml.verify_request_signature(request, hok):
-        raise Refused("the request is not signed with the holder-of-key key")
     office = _ou_value(hok, "NIHII-OTD_PHARMACY=")
+    certified: dict[str, str] = {}
     if office is not None:
-        return _issue_office(claimed, identification, office, authority, now)
-    niss = user_niss(identification, kind)
-    if claimed.claims.get(saml.CLAIM_SSIN) != niss:
-        raise Refused("the claimed NISS is not the identification certificate's")
-    nihii = _ou_value(hok, "NIHII-PHARMACY=")
-    if nihii is None or claimed.claims.get(saml.CLAIM_PHARMACY) != nihii:
-        raise Refused("the holder-of-key certificate is not the claimed pharmacy's")
-    pharmacy = world.pharmacy(nihii)
-    holder = world.person(pharmacy.holder) if pharmacy else None
-    recognised = pharmacy is not None
-    linked = pharmacy is not None and niss in pharmacy.authorised
+        designated = _designated(claimed, "ot")
+        if identification != hok:
+            raise Refused("a tarification office identifies with its own organisation certificate")
+        if claimed.claims.get(saml.CLAIM_OT) != office:
+            raise Refused("the claimed office is not the certificate's")
+        certified[saml.CERTIFIED_OT] = "true" if office == world.OT_NIHII else "false"
+    else:
+        designated = _designated(claimed, "pharmacy")
+        niss = user_niss(identification, kind)
+        if (
+            claimed.claims.get(saml.CLAIM_SSIN) != niss
+            or claimed.claims.get(saml.CLAIM_CERT_HOLDER_SSIN) != niss
+        ):
+            raise Refused("the claimed NISS is not the identification certificate's")
+        nihii = _ou_value(hok, "NIHII-PHARMACY=")
+        if nihii is None or claimed.claims.get(saml.CLAIM_PHARMACY) != nihii:
+            raise Refused("the holder-of-key certificate is not the claimed pharmacy's")
+        pharmacy = world.pharmacy(nihii)
+        holder_niss = claimed.claims.get(saml.CLAIM_HOLDER, "")
+        holder = world.person(holder_niss)
+        certified[saml.CERTIFIED_RECOGNISED] = "true" if pharmacy is not None else "false"
+        linked = pharmacy is not None and holder_niss == pharmacy.holder and niss in pharmacy.authorised
+        certified[saml.CERTIFIED_LINKED] = "true" if linked else "false"
+        if holder is not None:
+            certified[saml.CERTIFIED_HOLDER_NIHII] = holder.nihii11
+    attributes: list[tuple[str, str, str]] = []
+    for namespace, name in designated:
+        value = claimed.claims.get(name) if namespace == ns.IDENTIFICATION_NS else certified.get(name)
+        if value is not None:  # what the STS cannot certify it leaves out
+            attributes.append((namespace, name, value))
+    return attributes
+
+
+def _issue(
+    claimed: Claimed, identification: x509.Certificate, authority: Authority, now: datetime
+) -> etree._Element:
+    attributes = _attributes(claimed, identification, authority, now)
+    hok = claimed.holder_of_key
+    requested = claimed.not_on_or_after or now + saml.MAX_VALIDITY
     not_on_or_after = min(
-        now + saml.MAX_VALIDITY, identification.not_valid_after_utc, hok.not_valid_after_utc
+        requested, now + MAX_LIFETIME, identification.not_valid_after_utc, hok.not_valid_after_utc
     )
-    attributes = {(ns.IDENTIFICATION_NS, name): value for name, value in claimed.claims.items()}
-    attributes[(ns.CERTIFIED_NS, saml.CERTIFIED_RECOGNISED)] = "true" if recognised else "false"
-    attributes[(ns.CERTIFIED_NS, saml.CERTIFIED_LINKED)] = "true" if linked else "false"
-    if holder is not None and saml.CERTIFIED_HOLDER_NIHII in claimed.designators:
-        attributes[(ns.CERTIFIED_NS, saml.CERTIFIED_HOLDER_NIHII)] = holder.nihii11
-    assertion = saml.issue_assertion(
+    if not_on_or_after <= now:
+        raise Refused("the requested lifetime has already ended")
+    return saml.issue_assertion(
         authority.signer,
-        "urn:be:fgov:ehealth:sts:sandbox",
-        claimed.identification_subject,
+        authority.signer.certificate,
+        saml.Subject.of(identification),
         hok,
         attributes,
         now=now,
+        not_before=now - BACKDATE,
         not_on_or_after=not_on_or_after,
+        issuer=STS_ISSUER,
     )
-    return saml.response(claimed.request_id, now, assertion)
-
-
-def _issue_office(
-    claimed: saml.Claimed, identification: x509.Certificate, office: str, authority: Authority, now: datetime
-) -> etree._Element:
-    """A tarification office identifies with its organisation certificate alone."""
-    if identification != claimed.holder_of_key:
-        raise Refused("a tarification office identifies with its own organisation certificate")
-    if claimed.claims.get(saml.CLAIM_OT) != office:
-        raise Refused("the claimed office is not the certificate's")
-    attributes = {(ns.IDENTIFICATION_NS, name): value for name, value in claimed.claims.items()}
-    attributes[(ns.CERTIFIED_NS, saml.CERTIFIED_OT)] = "true" if office == world.OT_NIHII else "false"
-    assertion = saml.issue_assertion(
-        authority.signer,
-        "urn:be:fgov:ehealth:sts:sandbox",
-        claimed.identification_subject,
-        identification,
-        attributes,
-        now=now,
-        not_on_or_after=min(now + saml.MAX_VALIDITY, identification.not_valid_after_utc),
-    )
-    return saml.response(claimed.request_id, now, assertion)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcn_cli.store import paths
+
+if TYPE_CHECKING:
+    from mcn_cli.ehealth.trust import StsTrust
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class Person:
     last: str
     nihii11: str  # personal NIHII: 8 digits + qualification
     eid: str | None  # "rsa", "ec" (newer cards) or None (no card in the sandbox)
+    key: str = "rsa"  # the personal eHealth certificate's key: "rsa" or "ec" (P-384, as eHealth issues now)
 
     @property
     def name(self) -> str:
@@ -29,21 +34,25 @@ class Pharmacy:
     name: str
     holder: str  # NISS of the titular pharmacist
     authorised: tuple[str, ...]  # NISS of every pharmacist who may open a session for it
+    key: str = "rsa"  # the organisation certificate's key: "rsa" or "ec" (P-384)
 
 
 ANNE = Person("75021504626", "Anne", "Lambert", "18302514001", "rsa")  # titular of the Parc
 PIETER = Person("88110312363", "Pieter", "Claes", "19437711002", "ec")  # authorised at the Parc
-MARC = Person("70052021115", "Marc", "Dubois", "21006438001", None)  # titular elsewhere
+MARC = Person("70052021115", "Marc", "Dubois", "21006438001", None, "ec")  # titular elsewhere
 PEOPLE = (ANNE, PIETER, MARC)
 
 PARC = Pharmacy("27150201", "0403019261", "Pharmacie du Parc", ANNE.niss, (ANNE.niss, PIETER.niss))
-LINDE = Pharmacy("62599147", "0202239951", "Apotheek De Linde", MARC.niss, (MARC.niss,))
+LINDE = Pharmacy("62599147", "0202239951", "Apotheek De Linde", MARC.niss, (MARC.niss,), "ec")
 PHARMACIES = (PARC, LINDE)
 
 OT_NIHII = "64001291"
 OT_NAME = "Office de tarification Test"
 
 DEFAULT_PIN = "1234"
+
+LAYOUT = "2"  # bumped when the sandbox's PKI changes shape: mcn sandbox init then re-creates it
+STS_SIGNER = "mcn sandbox STS"  # the CN of the sandbox STS's signing certificate
 
 
 def person(niss: str) -> Person | None:
@@ -98,8 +107,16 @@ class Files:
     def server_file(self) -> Path:
         return self.root / "server.json"
 
+    @property
+    def layout_file(self) -> Path:
+        return self.root / "layout"
+
     def exists(self) -> bool:
-        return self.ca_cert("sts").exists() and self.org_keystore(PARC.nihii).exists()
+        try:
+            layout = self.layout_file.read_text().strip()
+        except OSError:
+            return False
+        return layout == LAYOUT and self.ca_cert("sts").exists() and self.org_keystore(PARC.nihii).exists()
 
     def state(self) -> dict[str, object]:
         try:
@@ -114,3 +131,15 @@ class Files:
 
     def revoked(self) -> set[int]:
         return {int(s) for s in self.state().get("revoked", [])}  # type: ignore[union-attr]
+
+
+def sts_trust(files: Files) -> StsTrust:
+    """The sandbox STS's tokens are trusted as eHealth's are: by chain (the sandbox CAs) and name."""
+    from cryptography import x509
+
+    from mcn_cli.ehealth.trust import StsTrust
+
+    anchors = tuple(
+        x509.load_pem_x509_certificate(files.ca_cert(n).read_bytes()) for n in ("root", "ehealth")
+    )
+    return StsTrust(anchors, STS_SIGNER)

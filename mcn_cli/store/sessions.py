@@ -32,6 +32,7 @@ class Session:
     token: str  # the SAML assertion, base64
     hok_key: str  # the holder-of-key private key, PKCS#8 DER, base64
     hok_certificate: str  # DER, base64
+    holder_niss: str | None = None  # the pharmacy holder's NISS, as eHealth certified it
 
     @property
     def expires_at(self) -> datetime:

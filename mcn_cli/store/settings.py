@@ -30,10 +30,24 @@ class Settings:
     pkcs11_module: str = ""
     # The pharmacy's organisation keystore (NIHII-PHARMACY=....p12), used as holder-of-key.
     org_keystore: str = ""
-    # NISS of the pharmacy's titular pharmacist, claimed at login (default: the user).
+    # NISS of the pharmacy's titular pharmacist (the holder), claimed at login and certified by
+    # eHealth; --holder overrides it. Needed in acc/prod (the sandbox knows its pharmacies).
     pharmacy_holder: str = ""
-    # The eHealth STS signing certificate (PEM) for acc/prod: tokens are checked against it.
-    sts_certificate: str = ""
+    # Which STS protocol: "wstrust" (WS-Trust 1.3, what eHealth's clients use today; needed for
+    # an EC holder-of-key key) or "saml" (the SAML 1.1 samlp:Request service).
+    sts_protocol: str = "wstrust"
+    # Service addresses; empty means eHealth's own for acc/prod (a test rig may point elsewhere).
+    sts_url: str = ""
+    insurability_url: str = ""
+    # Extra CA certificates (PEM) trusted for HTTPS, added to the system's.
+    tls_ca_bundle: str = ""
+    # Tokens are believed when their signer chains to these CA certificates (PEM; default: the
+    # eHealth CAs shipped with mcn) and is named CN=<sts_signer> (default: eHealth's STS name for
+    # the environment). No single certificate is pinned: eHealth rotates its STS signer.
+    sts_trust_anchors: str = ""
+    sts_signer: str = ""
+    # Sent as the From header to eHealth (a contact address for the software vendor's support).
+    contact_email: str = ""
     # Seconds to wait for eHealth or MyCareNet before falling back.
     timeout_seconds: int = 20
     # The software package's name and the licence MyCareNet issued to it (the password may come
@@ -53,6 +67,11 @@ class Settings:
     ca_certificates: str = ""
 
 
+RETIRED = {
+    "sts_certificate": "tokens are now trusted by chain and name: remove it (see sts_trust_anchors)",
+}
+
+
 def load(path: Path | None = None) -> Settings:
     path = path or paths.config_file()
     try:
@@ -65,6 +84,8 @@ def load(path: Path | None = None) -> Settings:
     values: dict[str, object] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
+        if name in RETIRED:
+            raise InvalidInput("config", "retired-setting", f"{path}: {key}: {RETIRED[name]}")
         if name not in known:
             raise InvalidInput("config", "unknown-setting", f"{path}: unknown setting {key!r}")
         expected = type(getattr(Settings(), name))

@@ -1,0 +1,31 @@
+"""The WS-Trust 1.3 variant of the STS (``/IAM/SecurityTokenService/v1``, STS.md §3): the RST
+signed with the identification key; when the STS challenges (the holder-of-key certificate is
+not the signing one), the challenge echoed and signed with the holder-of-key key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mcn_cli.ehealth import wstrust, xmldsig
+from mcn_cli.ehealth.saml import Attribute
+from mcn_cli.ehealth.signers import KeystoreSigner, Signer
+from mcn_cli.ehealth.sts_client import Call
+from mcn_cli.ehealth.xmldsig import SignatureInvalid
+
+
+def obtain(
+    call: Call, identification: Signer, holder: KeystoreSigner, attributes: Sequence[Attribute]
+) -> bytes:
+    """The assertion, as the STS sent it."""
+    request = wstrust.issue_request(holder.certificate, attributes)
+    reply = call(wstrust.SOAP_ACTION, request, identification)
+    challenge = wstrust.read_challenge(reply.body)
+    if challenge is not None:
+        if challenge.context != request.get("Context"):
+            raise SignatureInvalid("the STS's challenge is not for this request")
+        answer = wstrust.challenge_answer(challenge.context, challenge.challenge)
+        reply = call(wstrust.CHALLENGE_ACTION, answer, holder)
+        if wstrust.read_challenge(reply.body) is not None:
+            raise SignatureInvalid("the STS challenged twice")
+    assertion = wstrust.requested_token(reply.body)
+    return xmldsig.exact_bytes(reply.raw, reply.root, assertion)

@@ -1,0 +1,143 @@
+"""Checking an STS token before a session rests on it (STS.md §4 "Validate").
+
+The assertion's own signature must hold, made by a certificate that chains to the STS trust
+anchors and carries the STS's name; Issuer, validity window (with clock skew) and holder-of-key
+certificate must be the expected ones; every designated attribute must be there, the claimed
+ones echoed unchanged, and the certified booleans ``true``. Everything is read from the signed
+assertion's own children, never from anywhere below its signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from lxml import etree
+
+from mcn_cli.ehealth import ns, saml, xmldsig
+from mcn_cli.ehealth.ns import q
+from mcn_cli.ehealth.saml import Attribute
+from mcn_cli.ehealth.trust import StsTrust
+from mcn_cli.ehealth.xmldsig import SignatureInvalid
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class TokenRefused(Exception):
+    """The token is genuine but does not give the session asked for (a boolean, a missing
+    attribute, another holder)."""
+
+
+@dataclass(frozen=True)
+class Token:
+    xml: bytes  # the assertion as the STS sent it
+    assertion_id: str
+    not_before: datetime
+    not_on_or_after: datetime
+    holder_of_key: x509.Certificate
+    attributes: dict[tuple[str, str], str]  # (namespace, name) -> value
+
+    def value(self, name: str, namespace: str = ns.CERTIFIED_NS) -> str | None:
+        return self.attributes.get((namespace, name))
+
+
+def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = parent.findall(tag)
+    if len(found) != 1:
+        raise SignatureInvalid(f"the token must hold one {what}, found {len(found)}")
+    return found[0]
+
+
+def _time(text: str | None) -> datetime:
+    from mcn_cli.ehealth.wssec import parse_time
+
+    return parse_time(text)
+
+
+def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Token:
+    """Signature, signer, Issuer, window and holder-of-key certificate of an assertion."""
+    assertion = xmldsig.parse(data) if isinstance(data, bytes) else data
+    if assertion.tag != q(ns.SAML, "Assertion"):
+        raise SignatureInvalid("not a SAML 1.1 assertion")
+    if (assertion.get("MajorVersion"), assertion.get("MinorVersion")) != ("1", "1"):
+        raise SignatureInvalid("not a SAML 1.1 assertion")
+    signature = _one(assertion, q(ns.DS, "Signature"), "signature")
+    key = _one(signature, q(ns.DS, "KeyInfo"), "signature KeyInfo")
+    signer = saml.certificate_from(
+        key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "token signer"
+    )
+    trust.check_signer(signer, now)
+    assertion_id = assertion.get("AssertionID", "")
+
+    def resolve(identifier: str) -> etree._Element:
+        if identifier != assertion_id:
+            raise SignatureInvalid("the signature does not cover the assertion")
+        return assertion
+
+    xmldsig.verify(signature, resolve, signer.public_key())
+    if assertion.get("Issuer") != trust.issuer:
+        raise SignatureInvalid(f"the token's Issuer is {assertion.get('Issuer')!r}, not {trust.issuer!r}")
+    conditions = _one(assertion, q(ns.SAML, "Conditions"), "Conditions")
+    not_before = _time(conditions.get("NotBefore"))
+    not_on_or_after = _time(conditions.get("NotOnOrAfter"))
+    if not_before > now + CLOCK_SKEW:
+        raise SignatureInvalid("the token is not valid yet (check the computer's clock)")
+    if not_on_or_after <= now - CLOCK_SKEW:
+        raise SignatureInvalid("the token has expired")
+    authentication = _one(assertion, q(ns.SAML, "AuthenticationStatement"), "AuthenticationStatement")
+    subject = _one(authentication, q(ns.SAML, "Subject"), "authentication Subject")
+    confirmation = _one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
+    if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
+        raise SignatureInvalid("the token is not a holder-of-key token")
+    hok_key = _one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
+    holder_of_key = saml.certificate_from(
+        hok_key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
+    )
+    attributes: dict[tuple[str, str], str] = {}
+    for statement in assertion.findall(q(ns.SAML, "AttributeStatement")):
+        for attribute in statement.findall(q(ns.SAML, "Attribute")):
+            key_ = (attribute.get("AttributeNamespace", ""), attribute.get("AttributeName", ""))
+            if key_ in attributes:
+                raise SignatureInvalid(f"attribute {key_[1]} appears twice in the token")
+            values = attribute.findall(q(ns.SAML, "AttributeValue"))
+            attributes[key_] = ";".join((v.text or "").strip() for v in values)
+    xml = data if isinstance(data, bytes) else etree.tostring(assertion)
+    return Token(xml, assertion_id, not_before, not_on_or_after, holder_of_key, attributes)
+
+
+def kind_of(token: Token) -> str:
+    """ "pharmacy" or "ot", by the certified booleans; TokenRefused when one is not true."""
+    kind = "ot" if (ns.CERTIFIED_NS, saml.CERTIFIED_OT) in token.attributes else "pharmacy"
+    for key in saml.REQUIRED_TRUE[kind]:
+        value = token.attributes.get(key)
+        if value != "true":
+            what = _MEANING.get(key[1], key[1])
+            raise TokenRefused(
+                f"eHealth does not certify {what} ({key[1].rsplit(':', 2)[-2]} = {value or 'absent'})"
+            )
+    return kind
+
+
+_MEANING = {
+    saml.CERTIFIED_RECOGNISED: "a recognised pharmacy",
+    saml.CERTIFIED_LINKED: "this pharmacist linked to the pharmacy and its holder",
+    saml.CERTIFIED_OT: "a recognised tarification office",
+}
+
+
+def check_session(token: Token, asked: Sequence[Attribute], holder_of_key: x509.Certificate) -> str:
+    """The token gives the session asked for: our holder-of-key certificate, every designated
+    attribute non-empty, every claim echoed unchanged, the booleans true. Returns the kind."""
+    if token.holder_of_key != holder_of_key:
+        raise TokenRefused("the token names another holder-of-key certificate than ours")
+    for attribute in asked:
+        value = token.attributes.get(attribute.key)
+        if not value:
+            raise TokenRefused(f"the token lacks the designated attribute {attribute.name}")
+        if attribute.value is not None and value != attribute.value:
+            raise TokenRefused(
+                f"the token certifies {attribute.name} = {value}, not the claimed {attribute.value}"
+            )
+    return kind_of(token)
