@@ -11,16 +11,17 @@ from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import population
 from mcn_cli.status import ExitStatus
-from tests.conftest import ROOT, SANDBOX_PIN
+from tests.conftest import REFERENCE, SANDBOX_PIN, needs_reference
 from tests.test_wssec import xmlsec1_verifies
 
-REFERENCE = ROOT.parent / "shared" / "reference"
 TODAY = date.today()
 PEOPLE = {p.scenario: p for p in population.population(TODAY)}
 
 
 @pytest.fixture(scope="module")
 def schema():
+    if not REFERENCE.is_dir():
+        pytest.skip("needs ../shared/reference (eHealth's real schemas) beside the project; CI has it")
     xsd = REFERENCE / "ehealth" / "ehealth-insurability" / "XSD" / "insurabilityservices_protocol-2_0.xsd"
     return etree.XMLSchema(file=str(xsd))
 
@@ -209,7 +210,7 @@ def test_burst_of_patients_is_refused_locally(mcn, logged_in, mcn_home):
     assert len(mcn("cache", "list", "--json").json()) == 4
 
 
-def test_trace_keeps_the_signed_request_and_a_redacted_copy(mcn, logged_in, tmp_path, schema):
+def test_trace_keeps_the_signed_request_and_a_redacted_copy(mcn, logged_in, tmp_path):
     from mcn_cli.ehealth import token, wssec
     from mcn_cli.sandbox.world import Files, sts_trust
 
@@ -235,10 +236,6 @@ def test_trace_keeps_the_signed_request_and_a_redacted_copy(mcn, logged_in, tmp_
             redacted.read_bytes(),
             holder_of_key=lambda a: token.verify(a, trust, datetime.now(UTC)).holder_of_key,
         )
-    body = etree.parse(str(request)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
-    schema.assertValid(body[0])
-    answer = etree.parse(str(response)).getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
-    schema.assertValid(answer[0])
 
 
 def test_every_sandbox_answer_conforms_to_the_real_schema(mcn, logged_in, tmp_path, schema):
@@ -254,6 +251,7 @@ def test_every_sandbox_answer_conforms_to_the_real_schema(mcn, logged_in, tmp_pa
         schema.assertValid(body[0])
 
 
+@needs_reference
 def test_the_real_v1_sample_parses():
     from mcn_cli.ehealth import insurability, xmldsig
 
