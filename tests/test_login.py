@@ -12,6 +12,14 @@ from mcn_cli.status import ExitStatus
 from tests.conftest import ROOT, SANDBOX_PIN
 
 
+def annex_1_niss() -> str:
+    from datetime import date
+
+    from mcn_cli.sandbox import population
+
+    return next(p.niss for p in population.population(date.today()) if p.scenario == "annex-1")
+
+
 def sessions_in_db(mcn_home) -> int:
     import sqlite3
 
@@ -221,3 +229,97 @@ def test_sessions_survive_a_rekey_to_a_passphrase(mcn, sandbox, monkeypatch):
     assert shown.code == 0 and shown.json()["user"]["niss"] == ANNE.niss
     monkeypatch.setenv("MCN_CACHE_PASSPHRASE", "the wrong passphrase!")
     assert mcn("session", "show").code == ExitStatus.DATA_INTEGRITY
+
+
+def test_a_non_titular_pharmacist_logs_in_with_the_titular_as_holder(mcn, sandbox, monkeypatch):
+    """Pieter works at the Parc, whose titular is Anne: the session's holder values are the ones
+    eHealth certified for Anne, and a consultation names her as the care provider."""
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    himself = mcn("login", "--user", PIETER.niss, "--holder", PIETER.niss)
+    assert himself.code == ExitStatus.AUTH_NEEDED and "linked" in himself.err
+    result = mcn("login", "--user", PIETER.niss, "--holder", ANNE.niss, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["user"]["niss"] == PIETER.niss and result.json()["holder_nihii"] == ANNE.nihii11
+    # the sandbox refuses a care provider other than the certified holder: this answer proves it
+    assert mcn("consult", "--niss", annex_1_niss()).code == 0
+
+
+def test_the_holder_comes_from_the_setting_and_is_checked_before_anything(
+    mcn, sandbox, mcn_home, monkeypatch
+):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    (mcn_home / "config.toml").write_text(f'pharmacy_holder = "{MARC.niss}"\n')
+    refused = mcn("login")  # Marc is not the Parc's titular
+    assert refused.code == ExitStatus.AUTH_NEEDED and "linked" in refused.err
+    (mcn_home / "config.toml").write_text('pharmacy_holder = "12345678901"\n')
+    bad = mcn("login")
+    assert bad.code == ExitStatus.BAD_INPUT and "pharmacy_holder" in bad.err
+    assert sessions_in_db(mcn_home) == 0
+
+
+@pytest.mark.parametrize("protocol", ["wstrust", "saml"])
+def test_both_sts_variants_open_a_session_that_consults(mcn, sandbox, mcn_home, monkeypatch, protocol):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    (mcn_home / "config.toml").write_text(f'sts_protocol = "{protocol}"\n')
+    result = mcn("login", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["holder_nihii"] == ANNE.nihii11
+    assert mcn("consult", "--niss", annex_1_niss()).code == 0
+
+
+def test_ec_keys_end_to_end_need_ws_trust(mcn, sandbox, mcn_home, tmp_path):
+    """Marc's personal certificate and his pharmacy's organisation certificate hold EC P-384 keys,
+    as eHealth issues them now: WS-Trust gives a session (challenge answered with the EC key);
+    the SAML variant is refused before anything is sent."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mcn_cli.ehealth.signers import load_keystore
+
+    org = load_keystore(sandbox.org_keystore(LINDE.nihii), "mcn-sandbox")
+    assert (
+        isinstance(org.private_key, ec.EllipticCurvePrivateKey) and org.private_key.curve.name == "secp384r1"
+    )
+    args = (
+        "--fallback",
+        str(sandbox.personal_keystore(MARC.niss)),
+        "--org",
+        str(sandbox.org_keystore(LINDE.nihii)),
+    )
+    trace = tmp_path / "trace"
+    assert mcn("login", *args, "--trace", str(trace)).code == 0
+    steps = sorted(p.name.split("-STS-")[1] for p in trace.glob("*-request.xml"))
+    assert steps == ["1-RequestSecurityToken-request.xml", "2-Challenge-request.xml"]
+    (mcn_home / "config.toml").write_text('sts_protocol = "saml"\n')
+    refused = mcn("login", *args, "--session", "saml", "--trace", str(tmp_path / "saml"))
+    assert refused.code == ExitStatus.BAD_INPUT and "wstrust" in refused.err
+    assert not (tmp_path / "saml").exists()  # nothing was sent
+
+
+def test_login_trace_is_owner_only_and_warned(mcn, sandbox, monkeypatch, tmp_path):
+    import stat
+
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    trace = tmp_path / "trace"
+    result = mcn("login", "--trace", str(trace))
+    assert result.code == 0 and "personal data" in result.err
+    files = sorted(trace.iterdir())
+    assert len(files) == 4  # request and answer, twice (the challenge round trip)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert SANDBOX_PIN.encode() not in path.read_bytes()
+
+
+def test_unknown_sts_protocol_is_bad_input(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    (mcn_home / "config.toml").write_text('sts_protocol = "legacy"\n')
+    result = mcn("login")
+    assert result.code == ExitStatus.BAD_INPUT and "sts_protocol" in result.err
+
+
+def test_a_sandbox_of_the_older_layout_is_recreated_by_init(mcn, sandbox, monkeypatch):
+    sandbox.layout_file.write_text("1\n")
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    stale = mcn("login")
+    assert stale.code == ExitStatus.BAD_INPUT and "mcn sandbox init" in stale.err
+    assert mcn("sandbox", "init", "--pin", SANDBOX_PIN, "--json").json()["created"] is True
+    assert mcn("login").code == 0

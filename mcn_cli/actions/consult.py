@@ -217,6 +217,11 @@ def consult(
         )
     now = datetime.now(UTC)
     _check_legitimate_use(cache, session.organisation, patient, now, settings, actor, dispensed)
+    if session.holder_niss is None or session.holder_nihii11 is None:
+        raise AuthenticationNeeded(
+            f"session {session.name!r} predates certified holder values: log in again",
+            hint="mcn login" + ("" if session.name == sessions.DEFAULT else f" --session {session.name}"),
+        )
     requester = Requester(session.organisation, session.holder_niss, session.holder_nihii11)
     channel = open_channel(session, requester, settings, trace)
     try:
