@@ -389,3 +389,63 @@ def test_legacy_keystore_with_two_keys_from_openssl(mcn, sandbox, tmp_path, monk
     result = mcn("login", "--fallback", str(merged), "--json")
     assert result.code == 0, result.err
     assert result.json()["user"]["niss"] == ANNE.niss
+
+
+def test_legacy_keystore_with_an_ec_p384_key_logs_in_over_ws_trust(mcn, sandbox, tmp_path, monkeypatch):
+    """eHealth issues EC P-384 certificates now: a 3DES/RC2 keystore holding one (as Java tools
+    write them) opens, and the pharmacy logs in with it as holder-of-key through WS-Trust."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mcn_cli.sandbox.world import LINDE, MARC
+
+    entry = p12.read(sandbox.org_keystore(LINDE.nihii).read_bytes(), "mcn-sandbox").get("authentication")
+    assert isinstance(entry.private_key, ec.EllipticCurvePrivateKey) and entry.private_key.key_size == 384
+    (tmp_path / "org.key").write_bytes(
+        entry.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "org.pem").write_bytes(b"".join(certs.pem(c) for c in [entry.certificate, *entry.chain]))
+    legacy = tmp_path / f"NIHII-PHARMACY={LINDE.nihii}.p12"
+    subprocess.run(
+        [
+            "openssl", "pkcs12", "-export", "-legacy",
+            "-inkey", str(tmp_path / "org.key"), "-in", str(tmp_path / "org.pem"),
+            "-name", "authentication", "-passout", "pass:legacy-pw", "-out", str(legacy),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC" in openssl_reads(legacy, "legacy-pw", legacy=True)
+    monkeypatch.setenv("MCN_ORG_PASSWORD", "legacy-pw")
+    result = mcn(
+        "login", "--fallback", str(sandbox.personal_keystore(MARC.niss)), "--org", str(legacy), "--json"
+    )
+    assert result.code == 0, result.err
+    assert result.json()["pharmacy"] == LINDE.nihii
+
+
+def test_an_ec_p384_request_is_issued_installed_and_logs_in(mcn, sandbox, keystores, monkeypatch):
+    """--key ec (the offline path): an EC P-384 key and a SHA-384 CSR; the sandbox CA issues it,
+    the install adds the RSA encryption key and ETK, and the pharmacy logs in over WS-Trust."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    wrong = request_org(mcn, PARC.nihii, PARC.kbo, PARC.name, PASSWORD, "--key", "dsa")
+    assert wrong.code == ExitStatus.BAD_INPUT and "key" in wrong.err and not keystores.exists()
+    requested = request_org(mcn, PARC.nihii, PARC.kbo, PARC.name, PASSWORD, "--key", "ec")
+    assert requested.code == 0, requested.err
+    csr = x509.load_pem_x509_csr(Path(requested.json()["csr"]).read_bytes())
+    assert isinstance(csr.public_key(), ec.EllipticCurvePublicKey) and csr.public_key().key_size == 384
+    assert isinstance(csr.signature_hash_algorithm, hashes.SHA384)
+    result = install(mcn, Path(requested.json()["issued"]))
+    assert result.code == 0, result.err
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    monkeypatch.setenv("MCN_ORG_PASSWORD", PASSWORD)
+    login = mcn("login", "--org", result.json()["keystore"], "--json")
+    assert login.code == 0, login.err
+    assert (
+        request_org(mcn, PARC.nihii, PARC.kbo, PARC.name, PASSWORD, "--key", "dsa").code
+        == ExitStatus.BAD_INPUT
+    )

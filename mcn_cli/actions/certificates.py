@@ -87,7 +87,10 @@ def request(
     phone: str | None = None,
     folder: Path | None = None,
     settings: Settings | None = None,
+    key_type: str = "rsa",
 ) -> Requested:
+    """Keystore, CSR and request form; ``key_type`` "ec" (P-384) is for the offline path only:
+    eHealth's registration service asks for RSA."""
     settings = settings or load()
     folder = folder or keystore_dir(settings)
     keystore = folder / f"{holder.label}.p12"
@@ -96,9 +99,12 @@ def request(
     secret = password()
     if len(secret) < MIN_PASSWORD:
         raise InvalidInput("password", "length", f"must have at least {MIN_PASSWORD} characters")
-    key = certs.new_key()
+    if key_type not in certs.KEY_TYPES:
+        raise InvalidInput("key", "choice", f"must be one of {', '.join(certs.KEY_TYPES)}, got {key_type!r}")
+    key = certs.new_key(key_type)
     csr = certs.signing_request(key, holder)
     form = {
+        "key": key_type,
         "type": holder.kind,
         "number": holder.number,
         "name": holder.name,

@@ -20,7 +20,8 @@ class Text:
         "eHealth certificates: request (keystore + CSR), install (with the encryption token), list, revoke."
     )
     request_help = (
-        "Make a keystore (RSA 2048, password from a hidden prompt asked twice or --password-fd) and a "
+        "Make a keystore (RSA 2048 by default; password from a hidden prompt asked twice or --password-fd) "
+        "and a "
         "certificate request (PKCS#10, SHA-256) with eHealth's subject layout, for the pharmacy (--org), a "
         "tarification office (--ot) or a pharmacist's personal certificate (--personal)."
     )
@@ -41,6 +42,10 @@ class Text:
     email_help = "Contact e-mail for eHealth."
     phone_help = "Contact phone for eHealth."
     password_fd_help = "Read the keystore password from this file descriptor."
+    key_help = (
+        "Key type: rsa (RSA-2048, what eHealth's registration service asks for) or ec (EC P-384, as "
+        "eHealth's newer certificates carry; for the offline path only: a CSR submitted by hand)."
+    )
     keystore_help = "The keystore the request made (default: found by the certificate's subject)."
     certificate_help = "The certificate file eHealth sent (PEM or DER, with its chain)."
     name_arg_help = "The keystore: a path, a file name or a label such as NIHII-PHARMACY=27150201."
@@ -116,6 +121,7 @@ def request(
     niss: Annotated[str | None, typer.Option("--niss", help=Text.niss_help, show_default=False)] = None,
     email: Annotated[str | None, typer.Option("--email", help=Text.email_help, show_default=False)] = None,
     phone: Annotated[str | None, typer.Option("--phone", help=Text.phone_help, show_default=False)] = None,
+    key: Annotated[str, typer.Option("--key", help=Text.key_help)] = "rsa",
     password_fd: PasswordFd = None,
     json: Json = False,
 ) -> None:
@@ -136,7 +142,11 @@ def request(
             raise InvalidInput("cert", "missing", "--org and --ot need --nihii, --kbo and --name")
         company = parse_kbo(kbo).value
         holder = Holder(ORG if org else OT, parse_pharmacy_nihii(nihii).value, name)
-    result = certificates.request(holder, _new_password(password_fd), kbo=company, email=email, phone=phone)
+    if key not in ("rsa", "ec"):
+        raise InvalidInput("key", "choice", f"must be rsa or ec, got {key!r}")
+    result = certificates.request(
+        holder, _new_password(password_fd), kbo=company, email=email, phone=phone, key_type=key
+    )
     if json:
         emit_json(
             {

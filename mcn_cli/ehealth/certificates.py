@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
@@ -69,12 +69,20 @@ def holder_of(certificate: x509.Certificate | x509.CertificateSigningRequest) ->
     return Holder(kind, number, extra[0] if extra else None)
 
 
-def new_key() -> rsa.RSAPrivateKey:
+KEY_TYPES = ("rsa", "ec")
+
+
+def new_key(kind: str = "rsa") -> Any:
+    """RSA-2048 (what eHealth's registration service asks for), or EC P-384 (what eHealth's
+    newer certificates carry, STS.md §6)."""
+    if kind == "ec":
+        return ec.generate_private_key(ec.SECP384R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def signing_request(key: rsa.RSAPrivateKey, holder: Holder) -> x509.CertificateSigningRequest:
-    return x509.CertificateSigningRequestBuilder().subject_name(subject(holder)).sign(key, hashes.SHA256())
+def signing_request(key: Any, holder: Holder) -> x509.CertificateSigningRequest:
+    digest = hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
+    return x509.CertificateSigningRequestBuilder().subject_name(subject(holder)).sign(key, digest)
 
 
 def pem(value: x509.Certificate | x509.CertificateSigningRequest) -> bytes:
