@@ -251,7 +251,8 @@ def test_request_issue_install_login_end_to_end(mcn, sandbox, keystores, monkeyp
     monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
     monkeypatch.setenv("MCN_ORG_PASSWORD", PASSWORD)
     login = mcn("login", "--org", str(keystore), "--json")
-    assert login.code == 0, login.err and login.json()["pharmacy"] == PARC.nihii
+    assert login.code == 0, login.err
+    assert login.json()["pharmacy"] == PARC.nihii
 
 
 def test_install_refusals(mcn, sandbox, keystores, tmp_path):

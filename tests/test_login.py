@@ -323,3 +323,43 @@ def test_a_sandbox_of_the_older_layout_is_recreated_by_init(mcn, sandbox, monkey
     assert stale.code == ExitStatus.BAD_INPUT and "mcn sandbox init" in stale.err
     assert mcn("sandbox", "init", "--pin", SANDBOX_PIN, "--json").json()["created"] is True
     assert mcn("login").code == 0
+
+
+def test_renewal_through_ws_trust_keeps_the_session_and_extends_it(mcn, sandbox, monkeypatch, tmp_path):
+    from mcn_cli.actions.local import open_cache
+    from mcn_cli.store import sessions
+
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login", "--user", PIETER.niss, "--session", "c2").code == 0
+    cache = open_cache()
+    before = sessions.require(cache.db, cache.vault, "c2")
+    trace = tmp_path / "trace"
+    renewed = mcn("login", "--renew", "--session", "c2", "--trace", str(trace), "--json")
+    assert renewed.code == 0, renewed.err
+    after = sessions.require(cache.db, cache.vault, "c2")
+    assert after.token != before.token and after.user_niss == PIETER.niss
+    assert after.holder_niss == ANNE.niss and after.holder_nihii11 == ANNE.nihii11
+    assert after.expires >= before.expires
+    request = next(trace.glob("*STS-1-RequestSecurityToken-request.xml")).read_bytes()
+    assert b"/ws-trust/200512/Renew</" in request and b"RenewTarget" in request
+    assert mcn("consult", "--niss", annex_1_niss(), "--session", "c2").code == 0
+    assert mcn("login", "--renew", "--session", "c2", "--org", "x.p12").code == ExitStatus.BAD_INPUT
+
+
+def test_renewal_needs_ws_trust_and_a_valid_session(mcn, sandbox, mcn_home, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    missing = mcn("login", "--renew")
+    assert missing.code == ExitStatus.AUTH_NEEDED
+    assert mcn("login").code == 0
+    (mcn_home / "config.toml").write_text('sts_protocol = "saml"\n')
+    refused = mcn("login", "--renew")
+    assert refused.code == ExitStatus.BAD_INPUT and "wstrust" in refused.err
+
+
+def test_an_office_renews_without_any_secret(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_ORG_PASSWORD", "mcn-sandbox")
+    assert mcn("login", "--org", str(sandbox.ot_keystore()), "--session", "ot").code == 0
+    monkeypatch.delenv("MCN_ORG_PASSWORD")
+    renewed = mcn("login", "--renew", "--session", "ot", "--json")
+    assert renewed.code == 0, renewed.err
+    assert renewed.json()["kind"] == "ot"

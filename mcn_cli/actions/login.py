@@ -16,7 +16,15 @@ from mcn_cli.actions.secrets import secret
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
 from mcn_cli.domain.identifiers import parse_niss, parse_personal_nihii, parse_pharmacy_nihii
 from mcn_cli.ehealth import endpoints, ns, saml, sts_client
-from mcn_cli.ehealth.signers import KeystoreSigner, Signer, card_niss, default_module, load_keystore, open_eid
+from mcn_cli.ehealth.signers import (
+    KeystoreSigner,
+    Pkcs11Signer,
+    Signer,
+    card_niss,
+    default_module,
+    load_keystore,
+    open_eid,
+)
 from mcn_cli.store import sessions, vault
 from mcn_cli.store.sessions import Session
 from mcn_cli.store.settings import Settings, load
@@ -98,15 +106,7 @@ def login(
     endpoints.sts_protocol(settings)
     if holder_niss is not None:
         holder_niss = parse_niss(holder_niss, "holder").value
-    sandbox_files = None
-    if env_name == "sandbox":
-        from mcn_cli.sandbox.world import Files
-
-        sandbox_files = Files()
-        if not sandbox_files.exists():
-            raise InvalidInput(
-                "sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init"
-            )
+    sandbox_files = _sandbox(env_name)
     org_path = org or (Path(settings.org_keystore).expanduser() if settings.org_keystore else None)
     if org_path is None and sandbox_files is not None:
         from mcn_cli.sandbox.world import PARC
@@ -147,32 +147,7 @@ def login(
             'set pharmacy_holder = "<NISS>" in config.toml, or give --holder NISS',
         )
 
-    identification: Signer
-    eid = None
-    if fallback is not None:
-        password = secret(
-            "fallback keystore password",
-            "MCN_KEYSTORE_PASSWORD",
-            fd=credentials.password_fd,
-            prompt=f"Password of {fallback.name}: ",
-            default=_sandbox_password(fallback, sandbox_files),
-            fd_option="--password-fd",
-        )
-        identification = load_keystore(fallback, password(), "fallback")
-        user_niss = _personal_niss(identification.certificate)
-    else:
-        module = settings.pkcs11_module or _sandbox_module(sandbox_files) or default_module()
-        if user is None and sandbox_files is not None:
-            from mcn_cli.sandbox.world import PARC
-
-            user = PARC.holder  # the sandbox has a card per pharmacist: the titular's by default
-        pin = secret("eID PIN", "MCN_PIN", fd=credentials.pin_fd, prompt="eID PIN: ", fd_option="--pin-fd")
-        eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None)
-        identification = eid
-        found = card_niss(eid.certificate)
-        if found is None:
-            raise AuthenticationNeeded("the eID certificate carries no national number")
-        user_niss = found
+    identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials)
     try:
         _check_validity(identification.certificate, "identification", now)
         if user and parse_niss(user, "user").value != user_niss:
@@ -194,8 +169,126 @@ def login(
             trace,
         )
     finally:
-        if eid is not None:
-            eid.close()
+        if isinstance(identification, Pkcs11Signer):
+            identification.close()
+
+
+def renew(
+    name: str = sessions.DEFAULT,
+    *,
+    fallback: Path | None = None,
+    credentials: Credentials = Credentials(),
+    settings: Settings | None = None,
+    trace: Path | None = None,
+) -> Session:
+    """Renew session ``name`` through WS-Trust while its token is valid: signed again by the same
+    user's identification key (an office's: its organisation key, kept in the session), the STS
+    certifies the same attributes anew."""
+    settings = settings or load()
+    env_name = endpoints.environment_name(settings)
+    if endpoints.sts_protocol(settings) != "wstrust":
+        raise InvalidInput(
+            "sts_protocol", "renew", 'only the WS-Trust STS renews a token: set sts_protocol = "wstrust"'
+        )
+    with open_database() as db:
+        current = sessions.require(db, vault.unlock(db), name)
+    if current.env != env_name:
+        raise AuthenticationNeeded(f"session {name!r} was opened in {current.env}, not {env_name}")
+    sandbox_files = _sandbox(env_name)
+    holder = holder_signer(current)
+    now = datetime.now(UTC)
+    if current.kind == "ot":
+        if fallback is not None:
+            raise InvalidInput("fallback", "office", "a tarification office renews with its organisation key")
+        attributes = saml.office_attributes(current.organisation)
+        org = current.organisation
+        return _open(
+            name,
+            "ot",
+            env_name,
+            settings,
+            holder,
+            holder,
+            attributes,
+            org,
+            org,
+            now,
+            trace,
+            current.token_xml(),
+        )
+    if current.holder_niss is None:
+        raise AuthenticationNeeded(f"session {name!r} predates certified holder values: log in again")
+    identification, user_niss = _identify(settings, sandbox_files, fallback, current.user_niss, credentials)
+    try:
+        if user_niss != current.user_niss:
+            raise InvalidInput(
+                "session", "other-user", f"session {name!r} is {current.user_name}'s: renew it with their eID"
+            )
+        _check_validity(identification.certificate, "identification", now)
+        attributes = saml.pharmacy_attributes(user_niss, current.organisation, current.holder_niss)
+        return _open(
+            name,
+            "pharmacy",
+            env_name,
+            settings,
+            identification,
+            holder,
+            attributes,
+            user_niss,
+            current.organisation,
+            now,
+            trace,
+            current.token_xml(),
+        )
+    finally:
+        if isinstance(identification, Pkcs11Signer):
+            identification.close()
+
+
+def _sandbox(env_name: str) -> object | None:
+    """The sandbox's files when it is the environment (it must be set up)."""
+    if env_name != "sandbox":
+        return None
+    from mcn_cli.sandbox.world import Files
+
+    files = Files()
+    if not files.exists():
+        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+    return files
+
+
+def _identify(
+    settings: Settings,
+    sandbox_files: object,
+    fallback: Path | None,
+    user: str | None,
+    credentials: Credentials,
+) -> tuple[Signer, str]:
+    """The identification key (a personal fallback keystore, or the eID: the caller closes it)
+    and whose NISS it carries."""
+    if fallback is not None:
+        password = secret(
+            "fallback keystore password",
+            "MCN_KEYSTORE_PASSWORD",
+            fd=credentials.password_fd,
+            prompt=f"Password of {fallback.name}: ",
+            default=_sandbox_password(fallback, sandbox_files),
+            fd_option="--password-fd",
+        )
+        keystore = load_keystore(fallback, password(), "fallback")
+        return keystore, _personal_niss(keystore.certificate)
+    module = settings.pkcs11_module or _sandbox_module(sandbox_files) or default_module()
+    if user is None and sandbox_files is not None:
+        from mcn_cli.sandbox.world import PARC
+
+        user = PARC.holder  # the sandbox has a card per pharmacist: the titular's by default
+    pin = secret("eID PIN", "MCN_PIN", fd=credentials.pin_fd, prompt="eID PIN: ", fd_option="--pin-fd")
+    eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None)
+    found = card_niss(eid.certificate)
+    if found is None:
+        eid.close()
+        raise AuthenticationNeeded("the eID certificate carries no national number")
+    return eid, found
 
 
 def _open(
@@ -210,8 +303,10 @@ def _open(
     organisation: str,
     now: datetime,
     trace: Path | None,
+    renewing: bytes | None = None,
 ) -> Session:
-    """Ask the STS for the token and keep the session; a session keeps one user."""
+    """Ask the STS for the token (or to renew ``renewing``) and keep the session; a session
+    keeps one user."""
     with open_database() as db:
         cache_vault = vault.unlock(db)
         existing = sessions.find(db, cache_vault, name)
@@ -223,7 +318,7 @@ def _open(
             )
         environment = endpoints.resolve(settings)
         token, certified_kind = sts_client.request_token(
-            environment, identification, holder, attributes, trace=trace
+            environment, identification, holder, attributes, trace=trace, renewing=renewing
         )
         if certified_kind != kind:
             raise AuthenticationNeeded(f"eHealth certified a {certified_kind} session, not a {kind} one")

@@ -36,6 +36,11 @@ class Text:
         "NISS of the pharmacy's titular pharmacist (the holder), claimed and certified by eHealth "
         "(default: setting pharmacy_holder)."
     )
+    renew_help = (
+        "Renew the session's token through WS-Trust before it expires (the same user identifies "
+        "again; no organisation keystore needed)."
+    )
+    renew_options = "--renew keeps the session's user, pharmacy and holder: drop --org, --holder and --user"
     trace_help = (
         "Write the STS exchange to this folder, exactly as sent and received (owner-only files: "
         "they hold personal data)."
@@ -92,6 +97,7 @@ def login(
     user: Annotated[str | None, typer.Option("--user", help=Text.user_help, show_default=False)] = None,
     holder: Annotated[str | None, typer.Option("--holder", help=Text.holder_help, show_default=False)] = None,
     trace: Annotated[Path | None, typer.Option("--trace", help=Text.trace_help, show_default=False)] = None,
+    renew: Annotated[bool, typer.Option("--renew", help=Text.renew_help)] = False,
     pin_fd: Annotated[int | None, typer.Option("--pin-fd", help=Text.pin_fd_help, show_default=False)] = None,
     org_password_fd: Annotated[
         int | None, typer.Option("--org-password-fd", help=Text.org_password_fd_help, show_default=False)
@@ -104,18 +110,27 @@ def login(
     """Open an eHealth session."""
     from mcn_cli.actions.login import Credentials
     from mcn_cli.actions.login import login as open_session
+    from mcn_cli.actions.login import renew as renew_session
 
     if eid and fallback is not None:
         raise InvalidInput("login", "one-identification", Text.both)
-    session = open_session(
-        name.strip() or "default",
-        fallback=fallback,
-        org=org,
-        user=user,
-        holder_niss=holder,
-        credentials=Credentials(pin_fd, org_password_fd, password_fd),
-        trace=trace,
-    )
+    credentials = Credentials(pin_fd, org_password_fd, password_fd)
+    if renew:
+        if org is not None or holder is not None or user is not None:
+            raise InvalidInput("renew", "options", Text.renew_options)
+        session = renew_session(
+            name.strip() or "default", fallback=fallback, credentials=credentials, trace=trace
+        )
+    else:
+        session = open_session(
+            name.strip() or "default",
+            fallback=fallback,
+            org=org,
+            user=user,
+            holder_niss=holder,
+            credentials=credentials,
+            trace=trace,
+        )
     if trace is not None:
         sys.stderr.write(f"mcn: {Text.trace_warning}\n")
     if json:

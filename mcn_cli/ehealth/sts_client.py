@@ -77,11 +77,23 @@ def request_token(
     attributes: Sequence[Attribute],
     *,
     trace: Path | None = None,
+    renewing: bytes | None = None,
 ) -> tuple[Token, str]:
-    """A checked token for the session ``attributes`` describe, and its kind ("pharmacy"/"ot")."""
+    """A checked token for the session ``attributes`` describe, and its kind ("pharmacy"/"ot").
+    With ``renewing`` (a token still valid), a WS-Trust Renew of that token instead."""
     call = _caller(environment, trace)
     try:
-        if environment.sts_protocol == "saml":
+        if renewing is not None:
+            if environment.sts_protocol != "wstrust":
+                raise InvalidInput(
+                    "sts_protocol",
+                    "renew",
+                    'only the WS-Trust STS renews a token: set sts_protocol = "wstrust"',
+                )
+            from mcn_cli.ehealth import sts_wstrust
+
+            assertion = sts_wstrust.renew(call, identification, holder, renewing)
+        elif environment.sts_protocol == "saml":
             if not isinstance(holder.private_key, rsa.RSAPrivateKey):
                 raise InvalidInput(
                     "sts_protocol",

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lxml import etree
+
 from mcn_cli.ehealth import wstrust, xmldsig
 from mcn_cli.ehealth.saml import Attribute
 from mcn_cli.ehealth.signers import KeystoreSigner, Signer
@@ -13,11 +15,19 @@ from mcn_cli.ehealth.sts_client import Call
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 
 
+def renew(call: Call, identification: Signer, holder: KeystoreSigner, assertion: bytes) -> bytes:
+    """A new assertion for the one given, which is embedded as it is (STS.md §3 "Renew")."""
+    return _exchange(call, wstrust.renew_request(xmldsig.parse(assertion)), identification, holder)
+
+
 def obtain(
     call: Call, identification: Signer, holder: KeystoreSigner, attributes: Sequence[Attribute]
 ) -> bytes:
     """The assertion, as the STS sent it."""
-    request = wstrust.issue_request(holder.certificate, attributes)
+    return _exchange(call, wstrust.issue_request(holder.certificate, attributes), identification, holder)
+
+
+def _exchange(call: Call, request: etree._Element, identification: Signer, holder: KeystoreSigner) -> bytes:
     reply = call(wstrust.SOAP_ACTION, request, identification)
     challenge = wstrust.read_challenge(reply.body)
     if challenge is not None:

@@ -26,6 +26,7 @@ WST = "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
 AUTH = "http://docs.oasis-open.org/wsfed/authorization/200706"
 CLAIMS_DIALECT = "http://docs.oasis-open.org/wsfed/authorization/200706/authclaims"
 ISSUE = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue"
+RENEW = "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Renew"
 PUBLIC_KEY = "http://docs.oasis-open.org/ws-sx/wstrust/200512/PublicKey"  # sic: "wstrust", as sent
 SOAP_ACTION = "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecurityToken"
 CHALLENGE_ACTION = "urn:be:fgov:ehealth:sts:protocol:v1:Challenge"
@@ -65,6 +66,21 @@ def issue_request(
     reference = etree.SubElement(use_key, q(ns.WSSE, "SecurityTokenReference"))
     data = etree.SubElement(reference, q(ns.DS, "X509Data"))
     etree.SubElement(data, q(ns.DS, "X509Certificate")).text = saml.der64(holder_of_key)
+    return request
+
+
+def renew_request(assertion: etree._Element) -> etree._Element:
+    """A Renew request for ``assertion``, embedded as it is (the connector's renew template)."""
+    request = etree.Element(
+        q(WST, "RequestSecurityToken"),
+        nsmap={"wst": WST, "wsu": ns.WSU, "wsse": ns.WSSE},
+        Context=f"urn:uuid:{uuid.uuid4()}",
+    )
+    etree.SubElement(request, q(WST, "TokenType")).text = ns.SAML_TOKEN
+    etree.SubElement(request, q(WST, "RequestType")).text = RENEW
+    target = etree.SubElement(request, q(WST, "RenewTarget"))
+    reference = etree.SubElement(target, q(ns.WSSE, "SecurityTokenReference"))
+    etree.SubElement(reference, q(ns.WSSE, "Embedded")).append(assertion)
     return request
 
 
@@ -113,14 +129,30 @@ def _child(parent: etree._Element, tag: str, what: str) -> etree._Element:
     return found[0]
 
 
-def read_request(request: etree._Element) -> Claimed:
-    """The STS side: read an RST for a SAML 1.1 holder-of-key token (direct children only)."""
+def request_type(request: etree._Element) -> str:
+    """The STS side: Issue or Renew (anything else is refused)."""
     if request.tag != q(WST, "RequestSecurityToken"):
         raise SignatureInvalid("the body is not a wst:RequestSecurityToken")
     if _child(request, q(WST, "TokenType"), "TokenType").text != ns.SAML_TOKEN:
         raise SignatureInvalid("only SAML 1.1 tokens are issued")
-    if _child(request, q(WST, "RequestType"), "RequestType").text != ISSUE:
-        raise SignatureInvalid("only Issue requests are served")
+    kind = _child(request, q(WST, "RequestType"), "RequestType").text
+    if kind not in (ISSUE, RENEW):
+        raise SignatureInvalid("only Issue and Renew requests are served")
+    return kind
+
+
+def renew_target(request: etree._Element) -> etree._Element:
+    """The STS side: the assertion a Renew request embeds."""
+    target = _child(request, q(WST, "RenewTarget"), "RenewTarget")
+    reference = _child(target, q(ns.WSSE, "SecurityTokenReference"), "RenewTarget reference")
+    embedded = _child(reference, q(ns.WSSE, "Embedded"), "Embedded token")
+    return _child(embedded, q(ns.SAML, "Assertion"), "embedded assertion")
+
+
+def read_request(request: etree._Element) -> Claimed:
+    """The STS side: read an RST for a SAML 1.1 holder-of-key token (direct children only)."""
+    if request_type(request) != ISSUE:
+        raise SignatureInvalid("not an Issue request")
     if _child(request, q(WST, "KeyType"), "KeyType").text != PUBLIC_KEY:
         raise SignatureInvalid("only holder-of-key (PublicKey) tokens are issued")
     reference = _child(

@@ -22,10 +22,11 @@ from cryptography import x509
 from lxml import etree
 
 from mcn_cli.ehealth import dn, ns, saml, wssec, wstrust
+from mcn_cli.ehealth import token as tokens
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.saml import Claimed
 from mcn_cli.ehealth.signers import KeystoreSigner
-from mcn_cli.ehealth.trust import STS_ISSUER
+from mcn_cli.ehealth.trust import STS_ISSUER, StsTrust
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import world
 from mcn_cli.sandbox.setup import load_ca
@@ -52,6 +53,7 @@ class Authority:
     ehealth: x509.Certificate
     signer: KeystoreSigner
     revoked: set[int]
+    trust: StsTrust  # for the tokens it is asked to renew
 
     @classmethod
     def load(cls, files: Files) -> Authority:
@@ -61,6 +63,7 @@ class Authority:
             load_ca(files, "ehealth").certificate,
             KeystoreSigner(sts.key, sts.certificate),
             files.revoked(),
+            world.sts_trust(files),
         )
 
     def check_certificate(self, certificate: x509.Certificate, now: datetime, what: str) -> str:
@@ -181,14 +184,46 @@ def answer_wstrust(
             raise Refused("the challenge answer is not signed with the holder-of-key key")
         assertion = _issue(pending.claimed, pending.identification, authority, now)
         return wstrust.issued(answer.context, assertion)
-    claimed = wstrust.read_request(payload)
     identification = verified.certificate
+    if wstrust.request_type(payload) == wstrust.RENEW:
+        claimed = _renewal(payload, identification, authority, now)
+    else:
+        claimed = wstrust.read_request(payload)
     if claimed.holder_of_key != identification:
         authority.check_certificate(identification, now, "identification")
         authority.check_certificate(claimed.holder_of_key, now, "holder-of-key")
         _attributes(claimed, identification, authority, now)  # refuse early, before the challenge
         return wstrust.sign_challenge(claimed.context, challenges.open(claimed, identification))
     return wstrust.issued(claimed.context, _issue(claimed, identification, authority, now))
+
+
+def _renewal(
+    request: etree._Element, identification: x509.Certificate, authority: Authority, now: datetime
+) -> Claimed:
+    """What a Renew asks: the embedded token's attributes again, for its own subject only."""
+    assertion = wstrust.renew_target(request)
+    try:
+        token = tokens.verify(assertion, authority.trust, now)
+    except SignatureInvalid as error:
+        raise Refused(f"the token to renew is not valid: {error}") from None
+    subject = assertion.findtext(
+        f"{q(ns.SAML, 'AuthenticationStatement')}/{q(ns.SAML, 'Subject')}/{q(ns.SAML, 'NameIdentifier')}"
+    )
+    if subject != saml.Subject.of(identification).name:
+        raise Refused("the renewal is not signed by the token's own subject")
+    claims = {
+        name: value
+        for (namespace, name), value in token.attributes.items()
+        if namespace == ns.IDENTIFICATION_NS
+    }
+    return Claimed(
+        request.get("Context", ""),
+        "",
+        token.holder_of_key,
+        claims,
+        tuple((name, namespace) for namespace, name in token.attributes),
+        now + saml.MAX_VALIDITY,
+    )
 
 
 # --- the decision, the same for both ----------------------------------------------------------
