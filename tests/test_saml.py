@@ -228,3 +228,14 @@ def test_an_inner_signature_without_keyinfo_is_refused():
     signature.remove(signature.find(q(ns.DS, "KeyInfo")))
     with pytest.raises(SignatureInvalid, match="KeyInfo"):
         saml.verify_request_signature(request, holder.certificate)
+
+
+def test_java_keeps_an_already_quoted_value_and_escapes_inside_it():
+    from cryptography import x509
+
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, '"a\\b"'), x509.NameAttribute(NameOID.COUNTRY_NAME, "BE")]
+    )
+    assert dn.rfc1779(name) == 'C=BE, CN="a\\\\b"'
+    spaced = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "two  spaces")])
+    assert dn.rfc1779(spaced) == 'OU="two  spaces"'

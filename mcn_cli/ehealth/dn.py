@@ -39,12 +39,14 @@ _SPECIAL = ',+=\n<>#;\\"'
 
 
 def _value(text: str) -> str:
-    if len(text) > 1 and text[0] == '"' and text[-1] == '"':
-        return text  # Java leaves an already quoted value alone
+    quoted = len(text) > 1 and text[0] == '"' and text[-1] == '"'  # Java keeps those quotes
     quote = bool(text) and (text[0] in " \n" or text[-1] in " \n")
     out: list[str] = []
     previous_white = False
-    for char in text:
+    for index, char in enumerate(text):
+        if quoted and index in (0, len(text) - 1):
+            out.append(char)
+            continue
         if char in _SPECIAL:
             quote = True
         if char in " \n":
@@ -56,7 +58,7 @@ def _value(text: str) -> str:
                 out.append("\\")
         out.append(char)
     escaped = "".join(out)
-    return f'"{escaped}"' if quote else escaped
+    return f'"{escaped}"' if quote and not quoted else escaped
 
 
 def _attribute(attribute: x509.NameAttribute, keywords: dict) -> str:

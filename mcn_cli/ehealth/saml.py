@@ -209,6 +209,7 @@ class Claimed:
     claims: dict[str, str]  # by attribute name
     designators: tuple[tuple[str, str | None], ...]  # (name, namespace; None when not sent)
     not_on_or_after: datetime | None = None
+    identification_issuer: str = ""  # the NameQualifier (SAML variant)
 
 
 def _only(parent: etree._Element, tag: str, what: str) -> etree._Element:
@@ -246,12 +247,14 @@ def read_query(request: etree._Element) -> Claimed:
         (d.get("AttributeName", ""), d.get("AttributeNamespace"))
         for d in query.findall(q(ns.SAML, "AttributeDesignator"))
     )
+    name = _only(subject, q(ns.SAML, "NameIdentifier"), "NameIdentifier")
     return Claimed(
         request.get("RequestID", ""),
-        (_only(subject, q(ns.SAML, "NameIdentifier"), "NameIdentifier").text or "").strip(),
+        (name.text or "").strip(),
         hok,
         claims,
         designators,
+        identification_issuer=name.get("NameQualifier", ""),
     )
 
 

@@ -37,5 +37,8 @@ def _exchange(call: Call, request: etree._Element, identification: Signer, holde
         reply = call(wstrust.CHALLENGE_ACTION, answer, holder)
         if wstrust.read_challenge(reply.body) is not None:
             raise SignatureInvalid("the STS challenged twice")
+    context = reply.body.get("Context")
+    if context is not None and context != request.get("Context"):
+        raise SignatureInvalid("the STS's answer is not for this request")
     assertion = wstrust.requested_token(reply.body)
     return xmldsig.exact_bytes(reply.raw, reply.root, assertion)

@@ -44,7 +44,7 @@ def parse_time(text: str | None) -> datetime:
 
 def envelope(body_child: etree._Element) -> etree._Element:
     """A SOAP 1.1 envelope with an empty header around ``body_child``."""
-    root = etree.Element(q(ns.SOAP, "Envelope"), nsmap={"soapenv": ns.SOAP})
+    root = etree.Element(q(ns.SOAP, "Envelope"), nsmap={"soapenv": ns.SOAP, "wsu": ns.WSU})
     etree.SubElement(root, q(ns.SOAP, "Header"))
     body = etree.SubElement(root, q(ns.SOAP, "Body"))
     body.append(body_child)

@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -63,6 +63,7 @@ class Sandbox:
         self.throttle = insurability.Throttle()
         self.trust = sts_trust(files)
         self.challenges = sts.Challenges()
+        self.authority = sts.Authority.load(files)  # keys loaded once; revocations read per request
         self.secret = hashlib.sha256(files.ca_key("sts").read_bytes()).digest()
 
     def insurability(self, body: bytes, headers: dict[str, str]) -> Reply:
@@ -91,7 +92,7 @@ class Sandbox:
     def sts_saml(self, body: bytes, headers: dict[str, str]) -> Reply:
         if _action(headers) not in SAML_ACTIONS:
             return fault_reply("soapenv:Client", f"unknown SOAPAction {_action(headers)!r}")
-        authority = sts.Authority.load(self.files)  # reloaded: revocations apply at once
+        authority = replace(self.authority, revoked=self.files.revoked())  # revocations apply at once
         try:
             return soap_reply(sts.answer_saml(body, authority))
         except SignatureInvalid as error:
@@ -101,7 +102,7 @@ class Sandbox:
         action = _action(headers)
         if action not in WSTRUST_ACTIONS:
             return fault_reply("soapenv:Client", f"unknown SOAPAction {action!r}")
-        authority = sts.Authority.load(self.files)
+        authority = replace(self.authority, revoked=self.files.revoked())
         try:
             return soap_reply(sts.answer_wstrust(body, action, authority, self.challenges))
         except SignatureInvalid as error:

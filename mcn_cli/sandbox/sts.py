@@ -114,9 +114,13 @@ def answer_saml(request_body: bytes, authority: Authority, now: datetime | None 
     claimed = saml.read_query(request)
     try:
         identification = verified.certificate
-        if claimed.identification_subject != dn.rfc1779(identification.subject):
+        if (claimed.identification_subject, claimed.identification_issuer) != (
+            dn.rfc1779(identification.subject),
+            dn.rfc1779(identification.issuer),
+        ):
             raise Refused(
-                "the NameIdentifier is not the identification certificate's subject (RFC 1779 form expected)"
+                "the NameIdentifier and its NameQualifier are not the identification certificate's "
+                "subject and issuer (RFC 1779 form expected)"
             )
         hok = claimed.holder_of_key
         if hok != identification or request.find(q(ns.DS, "Signature")) is not None:
