@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -31,3 +34,22 @@ def report(rows: Sequence[tuple[str, float]]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, ms in rows:
         print(f"{name.ljust(width)}  {ms:7.1f} ms")
+
+
+@contextmanager
+def sandbox_server(mcn: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A fresh MCN_HOME with an initialised sandbox and `mcn sandbox serve` running in a separate
+    process; yields the home folder and the environment to run mcn in."""
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "MCN_HOME": home, "MCN_PIN": "1234"}
+        subprocess.run([mcn, "sandbox", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [mcn, "sandbox", "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert server.stdout is not None
+            print(server.stdout.readline().strip())
+            yield Path(home), env
+        finally:
+            server.terminate()
+            server.wait(timeout=10)

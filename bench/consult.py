@@ -7,15 +7,13 @@ once per process). Goal: consult under 400 ms median.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import mcn_script, median_ms, report
+from bench.common import mcn_script, median_ms, report, sandbox_server
 
 ZEEP_COST = """
 import time
@@ -34,37 +32,26 @@ print(f"{(imported - start) * 1000:.1f} {(parsed - imported) * 1000:.1f} {(again
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
     mcn = mcn_script()
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "MCN_HOME": home, "MCN_PIN": "1234"}
-        subprocess.run([mcn, "sandbox", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-        server = subprocess.Popen(
-            [mcn, "sandbox", "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert server.stdout is not None
-            print(server.stdout.readline().strip())
-            subprocess.run([mcn, "login"], env=env, check=True, stdout=subprocess.DEVNULL)
-            consult = [mcn, "consult", "--niss", "85073003328"]
-            subprocess.run(consult, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the disk cache
-            rows = [
-                ("mcn --version", median_ms([mcn, "--version"], runs, env)),
-                ("mcn consult (cold process)", median_ms(consult, runs, env)),
+    with sandbox_server(mcn) as (_, env):
+        subprocess.run([mcn, "login"], env=env, check=True, stdout=subprocess.DEVNULL)
+        consult = [mcn, "consult", "--niss", "85073003328"]
+        subprocess.run(consult, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the disk cache
+        rows = [
+            ("mcn --version", median_ms([mcn, "--version"], runs, env)),
+            ("mcn consult (cold process)", median_ms(consult, runs, env)),
+        ]
+        print(f"median of {runs} runs")
+        report(rows)
+        imported, parsed, again = subprocess.run(
+            [sys.executable, "-c", ZEEP_COST], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        report(
+            [
+                ("import zeep", float(imported)),
+                ("parse mcn's WSDL (first call)", float(parsed)),
+                ("zeep client again (cached)", float(again)),
             ]
-            print(f"median of {runs} runs")
-            report(rows)
-            imported, parsed, again = subprocess.run(
-                [sys.executable, "-c", ZEEP_COST], env=env, capture_output=True, text=True, check=True
-            ).stdout.split()
-            report(
-                [
-                    ("import zeep", float(imported)),
-                    ("parse mcn's WSDL (first call)", float(parsed)),
-                    ("zeep client again (cached)", float(again)),
-                ]
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        )
 
 
 if __name__ == "__main__":

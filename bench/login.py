@@ -8,43 +8,30 @@ a renewal. Goal: a login under 1 s on this 2-core machine (a person waits for it
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import mcn_script, median_ms, report
+from bench.common import mcn_script, median_ms, report, sandbox_server
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 11
     mcn = mcn_script()
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "MCN_HOME": home, "MCN_PIN": "1234"}
-        subprocess.run([mcn, "sandbox", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-        server = subprocess.Popen(
-            [mcn, "sandbox", "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert server.stdout is not None
-            print(server.stdout.readline().strip())
-            config = Path(home) / "config.toml"
-            rows = [("mcn --version", median_ms([mcn, "--version"], runs, env))]
-            for protocol in ("wstrust", "saml"):
-                config.write_text(f'sts_protocol = "{protocol}"\n')
-                login = [mcn, "login"]
-                subprocess.run(login, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the disk cache
-                rows.append((f"mcn login ({protocol})", median_ms(login, runs, env)))
-            config.write_text('sts_protocol = "wstrust"\n')
-            rows.append(("mcn login --renew (wstrust)", median_ms([mcn, "login", "--renew"], runs, env)))
-            print(f"median of {runs} runs")
-            report(rows)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    with sandbox_server(mcn) as (home, env):
+        config = home / "config.toml"
+        rows = [("mcn --version", median_ms([mcn, "--version"], runs, env))]
+        for protocol in ("wstrust", "saml"):
+            config.write_text(f'sts_protocol = "{protocol}"\n')
+            login = [mcn, "login"]
+            subprocess.run(login, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the disk cache
+            rows.append((f"mcn login ({protocol})", median_ms(login, runs, env)))
+        config.write_text('sts_protocol = "wstrust"\n')
+        rows.append(("mcn login --renew (wstrust)", median_ms([mcn, "login", "--renew"], runs, env)))
+        print(f"median of {runs} runs")
+        report(rows)
 
 
 if __name__ == "__main__":

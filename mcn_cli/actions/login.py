@@ -147,30 +147,19 @@ def login(
             'set pharmacy_holder = "<NISS>" in config.toml, or give --holder NISS',
         )
 
-    identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials)
-    try:
-        _check_validity(identification.certificate, "identification", now)
-        if user and parse_niss(user, "user").value != user_niss:
-            raise InvalidInput(
-                "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"
-            )
-        attributes = saml.pharmacy_attributes(user_niss, pharmacy, holder_niss)
-        return _open(
-            name,
-            "pharmacy",
-            env_name,
-            settings,
-            identification,
-            holder,
-            attributes,
-            user_niss,
-            pharmacy,
-            now,
-            trace,
-        )
-    finally:
-        if isinstance(identification, Pkcs11Signer):
-            identification.close()
+    return _as_pharmacist(
+        name,
+        env_name,
+        settings,
+        sandbox_files,
+        fallback,
+        user,
+        credentials,
+        holder,
+        pharmacy,
+        holder_niss,
+        trace,
+    )
 
 
 def renew(
@@ -218,14 +207,46 @@ def renew(
         )
     if current.holder_niss is None:
         raise AuthenticationNeeded(f"session {name!r} predates certified holder values: log in again")
-    identification, user_niss = _identify(settings, sandbox_files, fallback, current.user_niss, credentials)
+    return _as_pharmacist(
+        name,
+        env_name,
+        settings,
+        sandbox_files,
+        fallback,
+        current.user_niss,
+        credentials,
+        holder,
+        current.organisation,
+        current.holder_niss,
+        trace,
+        current.token_xml(),
+    )
+
+
+def _as_pharmacist(
+    name: str,
+    env_name: str,
+    settings: Settings,
+    sandbox_files: object,
+    fallback: Path | None,
+    user: str | None,
+    credentials: Credentials,
+    holder: KeystoreSigner,
+    pharmacy: str,
+    holder_niss: str,
+    trace: Path | None,
+    renewing: bytes | None = None,
+) -> Session:
+    """Identify the pharmacist (eID or fallback keystore), then open or renew the session."""
+    identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials)
     try:
-        if user_niss != current.user_niss:
-            raise InvalidInput(
-                "session", "other-user", f"session {name!r} is {current.user_name}'s: renew it with their eID"
-            )
+        now = datetime.now(UTC)
         _check_validity(identification.certificate, "identification", now)
-        attributes = saml.pharmacy_attributes(user_niss, current.organisation, current.holder_niss)
+        if user and parse_niss(user, "user").value != user_niss:
+            raise InvalidInput(
+                "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"
+            )
+        attributes = saml.pharmacy_attributes(user_niss, pharmacy, holder_niss)
         return _open(
             name,
             "pharmacy",
@@ -235,10 +256,10 @@ def renew(
             holder,
             attributes,
             user_niss,
-            current.organisation,
+            pharmacy,
             now,
             trace,
-            current.token_xml(),
+            renewing,
         )
     finally:
         if isinstance(identification, Pkcs11Signer):

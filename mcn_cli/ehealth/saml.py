@@ -212,26 +212,19 @@ class Claimed:
     identification_issuer: str = ""  # the NameQualifier (SAML variant)
 
 
-def _only(parent: etree._Element, tag: str, what: str) -> etree._Element:
-    found = parent.findall(tag)
-    if len(found) != 1:
-        raise SignatureInvalid(f"the request must hold one {what}, found {len(found)}")
-    return found[0]
-
-
 def read_query(request: etree._Element) -> Claimed:
     """The STS side: read a signed-over samlp:Request (direct children only)."""
-    query = _only(request, q(ns.SAMLP, "AttributeQuery"), "AttributeQuery")
-    subject = _only(query, q(ns.SAML, "Subject"), "Subject")
-    confirmation = _only(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
+    query = xmldsig.one(request, q(ns.SAMLP, "AttributeQuery"), "AttributeQuery")
+    subject = xmldsig.one(query, q(ns.SAML, "Subject"), "Subject")
+    confirmation = xmldsig.one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
     if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
         raise SignatureInvalid("only holder-of-key tokens are issued")
-    key = _only(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
+    key = xmldsig.one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
     hok = certificate_from(
         key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
     )
-    data = _only(confirmation, q(ns.SAML, "SubjectConfirmationData"), "SubjectConfirmationData")
-    inner = _only(data, q(ns.SAML, "Assertion"), "claims assertion")
+    data = xmldsig.one(confirmation, q(ns.SAML, "SubjectConfirmationData"), "SubjectConfirmationData")
+    inner = xmldsig.one(data, q(ns.SAML, "Assertion"), "claims assertion")
     claims: dict[str, str] = {}
     for statement in inner.findall(q(ns.SAML, "AttributeStatement")):
         for attribute in statement.findall(q(ns.SAML, "Attribute")):
@@ -247,7 +240,7 @@ def read_query(request: etree._Element) -> Claimed:
         (d.get("AttributeName", ""), d.get("AttributeNamespace"))
         for d in query.findall(q(ns.SAML, "AttributeDesignator"))
     )
-    name = _only(subject, q(ns.SAML, "NameIdentifier"), "NameIdentifier")
+    name = xmldsig.one(subject, q(ns.SAML, "NameIdentifier"), "NameIdentifier")
     return Claimed(
         request.get("RequestID", ""),
         (name.text or "").strip(),

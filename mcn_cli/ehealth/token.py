@@ -43,13 +43,6 @@ class Token:
         return self.attributes.get((namespace, name))
 
 
-def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:
-    found = parent.findall(tag)
-    if len(found) != 1:
-        raise SignatureInvalid(f"the token must hold one {what}, found {len(found)}")
-    return found[0]
-
-
 def _time(text: str | None) -> datetime:
     from mcn_cli.ehealth.wssec import parse_time
 
@@ -63,8 +56,8 @@ def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Toke
         raise SignatureInvalid("not a SAML 1.1 assertion")
     if (assertion.get("MajorVersion"), assertion.get("MinorVersion")) != ("1", "1"):
         raise SignatureInvalid("not a SAML 1.1 assertion")
-    signature = _one(assertion, q(ns.DS, "Signature"), "signature")
-    key = _one(signature, q(ns.DS, "KeyInfo"), "signature KeyInfo")
+    signature = xmldsig.one(assertion, q(ns.DS, "Signature"), "signature")
+    key = xmldsig.one(signature, q(ns.DS, "KeyInfo"), "signature KeyInfo")
     signer = saml.certificate_from(
         key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "token signer"
     )
@@ -79,19 +72,19 @@ def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Toke
     xmldsig.verify(signature, resolve, signer.public_key())
     if assertion.get("Issuer") != trust.issuer:
         raise SignatureInvalid(f"the token's Issuer is {assertion.get('Issuer')!r}, not {trust.issuer!r}")
-    conditions = _one(assertion, q(ns.SAML, "Conditions"), "Conditions")
+    conditions = xmldsig.one(assertion, q(ns.SAML, "Conditions"), "Conditions")
     not_before = _time(conditions.get("NotBefore"))
     not_on_or_after = _time(conditions.get("NotOnOrAfter"))
     if not_before > now + CLOCK_SKEW:
         raise SignatureInvalid("the token is not valid yet (check the computer's clock)")
     if not_on_or_after <= now - CLOCK_SKEW:
         raise SignatureInvalid("the token has expired")
-    authentication = _one(assertion, q(ns.SAML, "AuthenticationStatement"), "AuthenticationStatement")
-    subject = _one(authentication, q(ns.SAML, "Subject"), "authentication Subject")
-    confirmation = _one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
+    authentication = xmldsig.one(assertion, q(ns.SAML, "AuthenticationStatement"), "AuthenticationStatement")
+    subject = xmldsig.one(authentication, q(ns.SAML, "Subject"), "authentication Subject")
+    confirmation = xmldsig.one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
     if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
         raise SignatureInvalid("the token is not a holder-of-key token")
-    hok_key = _one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
+    hok_key = xmldsig.one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
     holder_of_key = saml.certificate_from(
         hok_key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
     )

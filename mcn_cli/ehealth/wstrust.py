@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from lxml import etree
 
-from mcn_cli.ehealth import ns, saml
+from mcn_cli.ehealth import ns, saml, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.saml import Attribute, Claimed
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
@@ -122,20 +122,13 @@ def read_challenge_answer(body_child: etree._Element) -> Challenge:
     return Challenge(body_child.get("Context", ""), challenge)
 
 
-def _child(parent: etree._Element, tag: str, what: str) -> etree._Element:
-    found = parent.findall(tag)
-    if len(found) != 1:
-        raise SignatureInvalid(f"the request must hold one {what}, found {len(found)}")
-    return found[0]
-
-
 def request_type(request: etree._Element) -> str:
     """The STS side: Issue or Renew (anything else is refused)."""
     if request.tag != q(WST, "RequestSecurityToken"):
         raise SignatureInvalid("the body is not a wst:RequestSecurityToken")
-    if _child(request, q(WST, "TokenType"), "TokenType").text != ns.SAML_TOKEN:
+    if xmldsig.one(request, q(WST, "TokenType"), "TokenType").text != ns.SAML_TOKEN:
         raise SignatureInvalid("only SAML 1.1 tokens are issued")
-    kind = _child(request, q(WST, "RequestType"), "RequestType").text
+    kind = xmldsig.one(request, q(WST, "RequestType"), "RequestType").text
     if kind not in (ISSUE, RENEW):
         raise SignatureInvalid("only Issue and Renew requests are served")
     return kind
@@ -143,32 +136,34 @@ def request_type(request: etree._Element) -> str:
 
 def renew_target(request: etree._Element) -> etree._Element:
     """The STS side: the assertion a Renew request embeds."""
-    target = _child(request, q(WST, "RenewTarget"), "RenewTarget")
-    reference = _child(target, q(ns.WSSE, "SecurityTokenReference"), "RenewTarget reference")
-    embedded = _child(reference, q(ns.WSSE, "Embedded"), "Embedded token")
-    return _child(embedded, q(ns.SAML, "Assertion"), "embedded assertion")
+    target = xmldsig.one(request, q(WST, "RenewTarget"), "RenewTarget")
+    reference = xmldsig.one(target, q(ns.WSSE, "SecurityTokenReference"), "RenewTarget reference")
+    embedded = xmldsig.one(reference, q(ns.WSSE, "Embedded"), "Embedded token")
+    return xmldsig.one(embedded, q(ns.SAML, "Assertion"), "embedded assertion")
 
 
 def read_request(request: etree._Element) -> Claimed:
     """The STS side: read an RST for a SAML 1.1 holder-of-key token (direct children only)."""
     if request_type(request) != ISSUE:
         raise SignatureInvalid("not an Issue request")
-    if _child(request, q(WST, "KeyType"), "KeyType").text != PUBLIC_KEY:
+    if xmldsig.one(request, q(WST, "KeyType"), "KeyType").text != PUBLIC_KEY:
         raise SignatureInvalid("only holder-of-key (PublicKey) tokens are issued")
-    reference = _child(
-        _child(request, q(WST, "UseKey"), "UseKey"), q(ns.WSSE, "SecurityTokenReference"), "UseKey reference"
+    reference = xmldsig.one(
+        xmldsig.one(request, q(WST, "UseKey"), "UseKey"),
+        q(ns.WSSE, "SecurityTokenReference"),
+        "UseKey reference",
     )
     encoded = reference.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}")
     hok = saml.certificate_from(encoded, "holder-of-key")
     claims: dict[str, str] = {}
     designators: list[tuple[str, str | None]] = []
-    for claim in _child(request, q(WST, "Claims"), "Claims").findall(q(AUTH, "ClaimType")):
+    for claim in xmldsig.one(request, q(WST, "Claims"), "Claims").findall(q(AUTH, "ClaimType")):
         name = claim.get("Uri", "")
         designators.append((name, None))
         values = claim.findall(q(AUTH, "Value"))
         if values:
             claims[name] = ";".join((v.text or "").strip() for v in values)
-    lifetime = _child(request, q(WST, "Lifetime"), "Lifetime")
+    lifetime = xmldsig.one(request, q(WST, "Lifetime"), "Lifetime")
     from mcn_cli.ehealth.wssec import parse_time
 
     expires = parse_time(lifetime.findtext(q(ns.WSU, "Expires")))

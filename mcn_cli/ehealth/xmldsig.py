@@ -92,10 +92,11 @@ def sign(
     return signature
 
 
-def _only(parent: etree._Element, tag: str) -> etree._Element:
+def one(parent: etree._Element, tag: str, what: str | None = None) -> etree._Element:
+    """The one child ``tag`` of ``parent``; none or several is refused (SignatureInvalid)."""
     found = parent.findall(tag)
     if len(found) != 1:
-        raise SignatureInvalid(f"expected one {etree.QName(tag).localname}, found {len(found)}")
+        raise SignatureInvalid(f"expected one {what or etree.QName(tag).localname}, found {len(found)}")
     return found[0]
 
 
@@ -166,11 +167,11 @@ def verify(
     allow_sha1: bool = False,
 ) -> list[etree._Element]:
     """Check every reference's digest and the signature value; returns the signed elements."""
-    info = _only(signature, q(ns.DS, "SignedInfo"))
-    method = _only(info, q(ns.DS, "CanonicalizationMethod")).get("Algorithm")
+    info = one(signature, q(ns.DS, "SignedInfo"))
+    method = one(info, q(ns.DS, "CanonicalizationMethod")).get("Algorithm")
     if method != ns.EXC_C14N:
         raise SignatureInvalid(f"canonicalization {method} is not exclusive C14N")
-    algorithm = _only(info, q(ns.DS, "SignatureMethod")).get("Algorithm") or ""
+    algorithm = one(info, q(ns.DS, "SignatureMethod")).get("Algorithm") or ""
     signed: list[etree._Element] = []
     references = info.findall(q(ns.DS, "Reference"))
     if not references:
@@ -181,16 +182,16 @@ def verify(
             raise SignatureInvalid(f"reference {uri!r} is not a same-document reference")
         element = resolve(uri[1:])
         enveloped, prefixes = _transforms(reference)
-        digest_method = _only(reference, q(ns.DS, "DigestMethod")).get("Algorithm")
+        digest_method = one(reference, q(ns.DS, "DigestMethod")).get("Algorithm")
         if digest_method not in _DIGESTS or (digest_method == ns.SHA1 and not allow_sha1):
             raise SignatureInvalid(f"digest method {digest_method} is not accepted")
         target = _without_signature(element, signature) if enveloped else element
         digest = base64.b64encode(_DIGESTS[digest_method](c14n(target, prefixes)).digest()).decode()
-        expected = (_only(reference, q(ns.DS, "DigestValue")).text or "").strip()
+        expected = (one(reference, q(ns.DS, "DigestValue")).text or "").strip()
         if digest != expected:
             raise SignatureInvalid(f"the digest of {uri} does not match: the signed element changed")
         signed.append(element)
-    value_text = _only(signature, q(ns.DS, "SignatureValue")).text or ""
+    value_text = one(signature, q(ns.DS, "SignatureValue")).text or ""
     try:
         value = base64.b64decode("".join(value_text.split()), validate=True)
     except ValueError:
