@@ -27,7 +27,8 @@ class Text:
     session_help = "The eHealth session to use."
     reference_help = "Your own reference for this request (at most 25 characters; returned by MyCareNet)."
     trace_help = (
-        "Write the request and answer envelopes to this folder (licence redacted; holds patient data)."
+        "Write the request exactly as sent (its signature verifies; it holds the licence), a copy with "
+        "the licence redacted (...-request.redacted.xml, the one to send) and the answer to this folder."
     )
     json_help = "Print JSON."
     patient = "patient"

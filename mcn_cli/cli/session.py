@@ -81,6 +81,7 @@ def session_json(session: Any) -> dict[str, Any]:
         "user": {"niss": session.user_niss, "name": session.user_name},
         "pharmacy": session.organisation,
         "holder_nihii": session.holder_nihii11,
+        "holder_niss": session.holder_niss,
         "issued": session.issued,
         "expires": session.expires,
         "seconds_left": int(session.time_left()),

@@ -55,7 +55,8 @@ class Settings:
     package_name: str = "mcn"
     license_username: str = ""
     license_password: str = ""
-    # Write every request and answer envelope to this folder (support traces; off when empty).
+    # Write every request (exactly as sent, plus a copy with the licence redacted) and answer
+    # envelope to this folder (support traces; off when empty).
     trace_dir: str = ""
     # Legitimate use: refuse a consultation past this many different patients within this many
     # minutes for one pharmacy (systematic consultation is forbidden, brochure 7.2).
