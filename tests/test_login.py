@@ -363,3 +363,41 @@ def test_an_office_renews_without_any_secret(mcn, sandbox, monkeypatch):
     renewed = mcn("login", "--renew", "--session", "ot", "--json")
     assert renewed.code == 0, renewed.err
     assert renewed.json()["kind"] == "ot"
+
+
+def test_a_vendor_test_rig_is_reached_through_settings_alone(mcn, sandbox, mcn_home, tmp_path, monkeypatch):
+    """acc pointed at a stand-in (here the sandbox server) by settings only: its address, its
+    TLS CA added to the system's, its token CAs and signer name. Without the TLS CA, nothing is
+    sent and the error says why."""
+    from mcn_cli.sandbox import runtime
+    from mcn_cli.sandbox.world import STS_SIGNER
+
+    base = runtime.base_url(sandbox)
+    anchors = tmp_path / "rig-sts-cas.pem"
+    anchors.write_bytes(sandbox.ca_cert("root").read_bytes() + sandbox.ca_cert("ehealth").read_bytes())
+    settings = "\n".join(
+        [
+            f'sts_url = "{base}/IAM/SecurityTokenService/v1"',
+            f'insurability_url = "{base}/Insurability/v2"',
+            f'sts_trust_anchors = "{anchors}"',
+            f'sts_signer = "{STS_SIGNER}"',
+            f'pharmacy_holder = "{ANNE.niss}"',
+            f'org_keystore = "{sandbox.org_keystore(PARC.nihii)}"',
+        ]
+    )
+    monkeypatch.setenv("MCN_KEYSTORE_PASSWORD", "mcn-sandbox")
+    monkeypatch.setenv("MCN_ORG_PASSWORD", "mcn-sandbox")
+    login = ("--env", "acc", "login", "--fallback", str(sandbox.personal_keystore(ANNE.niss)), "--json")
+    (mcn_home / "config.toml").write_text(settings + "\n")
+    untrusted = mcn(*login)
+    assert untrusted.code == ExitStatus.SERVICE_UNAVAILABLE and "TLS" in untrusted.err
+    (mcn_home / "config.toml").write_text(settings + f'\ntls_ca_bundle = "{sandbox.ca_cert("root")}"\n')
+    result = mcn(*login)
+    assert result.code == 0, result.err
+    assert result.json()["env"] == "acc" and result.json()["holder_nihii"] == ANNE.nihii11
+    (mcn_home / "config.toml").write_text(
+        settings.replace(STS_SIGNER, "CBE=0809394427, IAMACC")
+        + f'\ntls_ca_bundle = "{sandbox.ca_cert("root")}"\n'
+    )
+    impostor = mcn(*login)  # the stand-in's token is not signed by the name acc expects
+    assert impostor.code == ExitStatus.AUTH_NEEDED and "not by the STS" in impostor.err
