@@ -239,3 +239,71 @@ def test_java_keeps_an_already_quoted_value_and_escapes_inside_it():
     assert dn.rfc1779(name) == 'C=BE, CN="a\\\\b"'
     spaced = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "two  spaces")])
     assert dn.rfc1779(spaced) == 'OU="two  spaces"'
+
+
+def test_a_comment_inside_a_signed_value_is_refused():
+    """Exclusive C14N without comments does not sign comments: 1830<!---->2514001 still verifies
+    but would read as 1830. The token is refused instead."""
+    sts, holder = make_sts(), software_signer("rsa")
+    data = as_bytes(issue(sts, holder))
+    cut = data.replace(
+        ANNE.nihii11.encode(), ANNE.nihii11[:4].encode() + b"<!---->" + ANNE.nihii11[4:].encode()
+    )
+    assert cut != data
+    with pytest.raises(SignatureInvalid, match="comment"):
+        token.verify(cut, sts.trust, NOW)
+
+
+def test_a_signer_certificate_not_for_signing_is_refused():
+    sts, holder = make_sts(), software_signer("rsa")
+    subject = pki.name((NameOID.ORGANIZATIONAL_UNIT_NAME, EHEALTH_OU), (NameOID.COMMON_NAME, SIGNER_NAME))
+    key = pki.rsa_key()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(sts.ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(
+            x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True
+        )
+        .sign(sts.ca.key, hashes.SHA256())
+    )
+    encipherer = Sts(sts.ca, KeystoreSigner(key, certificate))
+    with pytest.raises(SignatureInvalid, match="not for signing"):
+        token.verify(as_bytes(issue(encipherer, holder)), sts.trust, NOW)
+
+
+def test_the_kept_token_declares_the_prefix_its_xsi_type_names():
+    """An STS that declares xmlns:xs on the envelope only: the assertion's bytes alone would name an
+    undeclared prefix in xsi:type (C14N does not see it), so the kept copy declares it."""
+    from mcn_cli.ehealth import xmldsig
+
+    sts, holder = make_sts(), software_signer("rsa")
+    assertion = issue(sts, holder)
+    for value in assertion.iter(q(ns.SAML, "AttributeValue")):
+        value.set(q(ns.XSI, "type"), "xs:string")
+    # re-sign with the xsi:type values in place
+    assertion.remove(assertion.find(q(ns.DS, "Signature")))
+    from mcn_cli.ehealth.xmldsig import Reference
+
+    xmldsig.sign(
+        [Reference(f"#{assertion.get('AssertionID')}", assertion, enveloped=True)],
+        sts.signer,
+        saml.key_info(sts.signer.certificate),
+        assertion.append,
+    )
+    text = etree.tostring(assertion).decode()
+    text = text.replace(f' xmlns:xs="{ns.XS}"', "")
+    raw = f'<e:Envelope xmlns:e="urn:e" xmlns:xs="{ns.XS}"><e:Body>{text}</e:Body></e:Envelope>'.encode()
+    root = etree.fromstring(raw)
+    kept = xmldsig.exact_bytes(raw, root, root[0][0])
+    assert kept.decode() not in raw.decode()  # not the raw slice, which lacks the declaration
+    element = etree.fromstring(kept)
+    assert element.find(f".//{q(ns.SAML, 'AttributeValue')}").nsmap.get("xs") == ns.XS
+    token.verify(kept, sts.trust, NOW)

@@ -42,7 +42,7 @@ from mcn_cli.sandbox.world import ANNE, LINDE, MARC, OT_NIHII, PARC, PIETER, STS
 from mcn_cli.status import ExitStatus
 from mcn_cli.store.settings import Settings
 from tests.conftest import REFERENCE, SANDBOX_PIN, needs_reference
-from tests.test_wssec import xmlsec1_verifies
+from tests.test_wssec import software_signer, xmlsec1_verifies
 
 XSD = REFERENCE / "ehealth" / "external" / "XSD"
 WSDL = REFERENCE / "sts" / "ehealth-iam-wsdl"
@@ -1153,6 +1153,28 @@ def test_the_sandbox_refuses_a_challenge_answer_signed_with_the_identification_k
     forged = wstrust.challenge_answer(other.context, challenge.challenge)
     with pytest.raises(sts.Refused, match="not the one sent"):
         sts.answer_wstrust(signed(forged, actors.org), CHALLENGE_ACTION, actors.authority, challenges)
+
+
+def test_a_wrong_challenge_answer_leaves_the_challenge_open_for_the_right_one(actors):
+    challenges = sts.Challenges()
+    challenge = wstrust_challenge(actors, challenges)
+    intruder = software_signer("rsa")  # knows the Context, not the holder-of-key key
+    bogus = wstrust.challenge_answer(challenge.context, "guess")
+    with pytest.raises((sts.Refused, SignatureInvalid)):
+        sts.answer_wstrust(signed(bogus, intruder), CHALLENGE_ACTION, actors.authority, challenges)
+    with pytest.raises(sts.Refused, match="not the one sent"):
+        sts.answer_wstrust(signed(bogus, actors.org), CHALLENGE_ACTION, actors.authority, challenges)
+    right = wstrust.challenge_answer(challenge.context, challenge.challenge)
+    reply = sts.answer_wstrust(signed(right, actors.org), CHALLENGE_ACTION, actors.authority, challenges)
+    assert wstrust.requested_token(reply) is not None
+
+
+def test_open_challenges_are_limited_per_identification_certificate(actors):
+    challenges = sts.Challenges()
+    for _ in range(sts.MAX_PENDING_EACH):
+        wstrust_challenge(actors, challenges)
+    with pytest.raises(sts.Refused, match="too many open challenges"):
+        wstrust_challenge(actors, challenges)
 
 
 @pytest.fixture(scope="module")

@@ -105,8 +105,17 @@ def test_changed_body_is_rejected():
 def test_changed_timestamp_is_rejected():
     root = signed(software_signer("rsa"))
     expires = root.find(f".//{q(ns.WSU, 'Expires')}")
-    expires.text = "2099-01-01T00:00:00.000Z"
+    later = wssec.parse_time(expires.text) + timedelta(minutes=2)  # still fresh: the digest catches it
+    expires.text = later.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     _reject(root, "digest")
+
+
+def test_a_long_lived_timestamp_is_not_fresh():
+    signer = software_signer("rsa")
+    long_lived = wssec.sign_envelope(
+        wssec.envelope(etree.fromstring(b"<m:Ping xmlns:m='urn:test'/>")), signer, ttl=timedelta(days=30)
+    )
+    _reject(long_lived, "too long-lived")
 
 
 def test_wrong_key_is_rejected():

@@ -58,7 +58,10 @@ class Text:
         "network down and no cached commitment may be reused ({reason}): "
         "mcn fallback --no-network {who} --date {date}"
     )
-    trace_warning = "traces hold patient data: delete them once the helpdesk has them"
+    trace_warning = (
+        "traces hold patient data, and each ...-request.xml the software licence: send the "
+        "...-request.redacted.xml copies, and delete the traces once the helpdesk has them"
+    )
 
 
 def _who(niss: str | None, mutuality: str | None, member: str | None) -> str:

@@ -106,14 +106,18 @@ def certificate_from(text: str | None, what: str) -> x509.Certificate:
         raise SignatureInvalid(f"the {what} certificate is unreadable") from None
 
 
-def _attribute(parent: etree._Element, name: str, namespace: str, value: str) -> None:
+def _attribute(parent: etree._Element, name: str, namespace: str, value: str, *, typed: bool = True) -> None:
+    """An Attribute with its value: typed xs:string in a request, plain as eHealth's tokens carry it."""
     attribute = etree.SubElement(
         parent, q(ns.SAML, "Attribute"), AttributeName=name, AttributeNamespace=namespace
     )
-    value_element = etree.SubElement(
-        attribute, q(ns.SAML, "AttributeValue"), nsmap={"xsi": ns.XSI, "xs": ns.XS}
-    )
-    value_element.set(q(ns.XSI, "type"), "xs:string")
+    if typed:
+        value_element = etree.SubElement(
+            attribute, q(ns.SAML, "AttributeValue"), nsmap={"xsi": ns.XSI, "xs": ns.XS}
+        )
+        value_element.set(q(ns.XSI, "type"), "xs:string")
+    else:
+        value_element = etree.SubElement(attribute, q(ns.SAML, "AttributeValue"))
     value_element.text = value
 
 
@@ -330,7 +334,7 @@ def issue_assertion(
     statement = etree.SubElement(assertion, q(ns.SAML, "AttributeStatement"))
     _name_identifier(etree.SubElement(statement, q(ns.SAML, "Subject")), subject.name, subject.qualifier)
     for namespace, name, value in attributes:
-        _attribute(statement, name, namespace, value)
+        _attribute(statement, name, namespace, value, typed=False)
     xmldsig.sign(
         [Reference(f"#{assertion_id}", assertion, enveloped=True)],
         signer,

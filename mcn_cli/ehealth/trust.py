@@ -64,6 +64,12 @@ class StsTrust:
                 raise SignatureInvalid("the token signer is a CA certificate")
         except x509.ExtensionNotFound:
             pass
+        try:
+            usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+            if not usage.digital_signature or usage.key_cert_sign:
+                raise SignatureInvalid("the token signer's certificate is not for signing documents")
+        except x509.ExtensionNotFound:
+            pass
         current = certificate
         for _ in range(MAX_CHAIN):
             if not current.not_valid_before_utc <= now <= current.not_valid_after_utc:

@@ -26,6 +26,7 @@ from mcn_cli.ehealth.xmldsig import Reference, SignatureInvalid
 WSU_ID = q(ns.WSU, "Id")
 DEFAULT_TTL = timedelta(seconds=60)  # what eHealth's clients send (WSS4J's default)
 CLOCK_SKEW = timedelta(minutes=5)
+MAX_AGE = timedelta(minutes=5)  # the longest Timestamp a client is known to send (egelke)
 
 
 def _time(value: datetime) -> str:
@@ -165,6 +166,8 @@ def verify_envelope(
         raise SignatureInvalid("the message was created in the future")
     if expires <= now - CLOCK_SKEW:
         raise SignatureInvalid("the message's timestamp has expired")
+    if expires - created > MAX_AGE:  # with the expiry above, nothing older than 10 min passes
+        raise SignatureInvalid("the message's timestamp is too long-lived to prove it is fresh")
 
     reference = signature.find(f"{q(ns.DS, 'KeyInfo')}/{q(ns.WSSE, 'SecurityTokenReference')}")
     if reference is None:

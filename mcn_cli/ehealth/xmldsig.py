@@ -235,9 +235,26 @@ def exact_bytes(raw: bytes, root: etree._Element, element: etree._Element) -> by
         return etree.tostring(element)
     end_index = raw.index(b">", closing) + 1 if raw[closing : closing + 2] == b"</" else closing
     kept = raw[begin:end_index]
+    prefixes = [
+        prefix
+        for inclusive in element.iter(q(ns.EXC_C14N_NS, "InclusiveNamespaces"))
+        for prefix in (inclusive.get("PrefixList") or "").split()
+    ]
     try:
-        if c14n(parse(kept)) == c14n(element):
-            return kept
+        alone = parse(kept)
     except SignatureInvalid:
-        pass
+        return etree.tostring(element)
+    if c14n(alone, prefixes) == c14n(element, prefixes) and not _undeclared_type_prefix(alone):
+        return kept
     return etree.tostring(element)
+
+
+def _undeclared_type_prefix(root: etree._Element) -> bool:
+    """An xsi:type value naming a prefix declared only outside ``root`` (C14N does not see it)."""
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        value = element.get(q(ns.XSI, "type"))
+        if value and ":" in value and value.split(":", 1)[0] not in element.nsmap:
+            return True
+    return False

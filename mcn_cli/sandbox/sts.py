@@ -36,6 +36,7 @@ MAX_LIFETIME = timedelta(hours=24)  # what eHealth's acceptance STS was seen to 
 BACKDATE = timedelta(minutes=5)  # NotBefore, as in real tokens
 CHALLENGE_SECONDS = 300.0
 MAX_PENDING = 1000
+MAX_PENDING_EACH = 10  # open challenges per identification certificate
 
 PHARMACY = saml.pharmacy_attributes("", "", "")
 OFFICE = saml.office_attributes("")
@@ -152,20 +153,28 @@ class Challenges:
             now = time.monotonic()
             for context in [c for c, p in self._pending.items() if p.deadline < now]:
                 del self._pending[context]
-            if len(self._pending) >= MAX_PENDING or claimed.context in self._pending:
-                raise Refused("too many open challenges, or a Context used twice")
+            mine = sum(1 for p in self._pending.values() if p.identification == identification)
+            if len(self._pending) >= MAX_PENDING or mine >= MAX_PENDING_EACH:
+                raise Refused("too many open challenges: answer them, or wait a few minutes")
+            if claimed.context in self._pending:
+                raise Refused("this Context is in use")
             self._pending[claimed.context] = Pending(
                 claimed, identification, challenge, now + CHALLENGE_SECONDS
             )
         return challenge
 
-    def close(self, context: str, challenge: str) -> Pending:
+    def close(self, context: str, challenge: str, signer: x509.Certificate) -> Pending:
+        """The pending request, once answered with its challenge by its holder-of-key key; a wrong
+        answer leaves it open for the right one."""
         with self._lock:
-            pending = self._pending.pop(context, None)
-        if pending is None or pending.deadline < time.monotonic():
-            raise Refused("no open challenge for this Context (expired or never sent)")
-        if not secrets.compare_digest(pending.challenge, challenge):
-            raise Refused("the challenge answered is not the one sent")
+            pending = self._pending.get(context)
+            if pending is None or pending.deadline < time.monotonic():
+                raise Refused("no open challenge for this Context (expired or never sent)")
+            if signer != pending.claimed.holder_of_key:
+                raise Refused("the challenge answer is not signed with the holder-of-key key")
+            if not secrets.compare_digest(pending.challenge, challenge):
+                raise Refused("the challenge answered is not the one sent")
+            del self._pending[context]
         return pending
 
 
@@ -183,9 +192,7 @@ def answer_wstrust(
     payload = wssec.body_payload(verified)
     if action == wstrust.CHALLENGE_ACTION:
         answer = wstrust.read_challenge_answer(payload)
-        pending = challenges.close(answer.context, answer.challenge)
-        if verified.certificate != pending.claimed.holder_of_key:
-            raise Refused("the challenge answer is not signed with the holder-of-key key")
+        pending = challenges.close(answer.context, answer.challenge, verified.certificate)
         assertion = _issue(pending.claimed, pending.identification, authority, now)
         return wstrust.issued(answer.context, assertion)
     identification = verified.certificate
