@@ -215,3 +215,26 @@ def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
     )
     assert verified.certificate == holder.certificate and verified.assertion is not None
     assert xmlsec1_verifies(document, holder.certificate, tmp_path)
+
+
+def test_a_comment_inside_signed_text_is_refused():
+    """8507300332<!-- -->8 verifies under exclusive C14N without comments, yet reads 8507300332."""
+    signer = software_signer("rsa")
+    body = etree.fromstring(b'<m:Ping xmlns:m="urn:test"><m:Ssin>85073003328</m:Ssin></m:Ping>')
+    document = wssec.to_bytes(wssec.sign_envelope(wssec.envelope(body), signer))
+    commented = document.replace(b">85073003328<", b">8507300332<!-- -->8<")
+    assert commented != document
+    with pytest.raises(SignatureInvalid, match="comment"):
+        wssec.verify_envelope(commented)
+    wssec.verify_envelope(document)
+
+
+def test_a_certificate_signed_message_without_the_assertion_is_refused_cleanly(sandbox):
+    """The insurability service needs the holder-of-key assertion: a message signed by a bare
+    certificate is refused with a SOAP fault, not an assert."""
+    from mcn_cli.sandbox.server import Sandbox
+
+    signer = software_signer("rsa")
+    document = wssec.to_bytes(signed(signer))
+    reply = Sandbox(sandbox).handle("/Insurability/v2", document, {})
+    assert reply.status == 500 and b"InvalidSecurity" in reply.body and b"assertion" in reply.body

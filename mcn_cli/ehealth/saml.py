@@ -203,6 +203,10 @@ def sign_request(request: etree._Element, signer: Signer, certificate: x509.Cert
     )
 
 
+class ClaimRefused(Exception):
+    """The STS side: a request whose claims the STS will not certify (a SAML error status)."""
+
+
 @dataclass(frozen=True)
 class Claimed:
     """What a request asks, as the STS reads it (either variant)."""
@@ -232,13 +236,11 @@ def read_query(request: etree._Element) -> Claimed:
     claims: dict[str, str] = {}
     for statement in inner.findall(q(ns.SAML, "AttributeStatement")):
         for attribute in statement.findall(q(ns.SAML, "Attribute")):
-            if attribute.get("AttributeNamespace") != ns.IDENTIFICATION_NS:
-                raise SignatureInvalid(
-                    f"claim {attribute.get('AttributeName')} is not in the identification namespace"
-                )
             name = attribute.get("AttributeName", "")
+            if attribute.get("AttributeNamespace") != ns.IDENTIFICATION_NS:
+                raise ClaimRefused(f"claim {name} is not in the identification namespace")
             if name in claims:
-                raise SignatureInvalid(f"claim {name} is made twice")
+                raise ClaimRefused(f"claim {name} is made twice")
             claims[name] = (attribute.findtext(q(ns.SAML, "AttributeValue")) or "").strip()
     designators = tuple(
         (d.get("AttributeName", ""), d.get("AttributeNamespace"))

@@ -22,6 +22,7 @@ from mcn_cli.ehealth import ns, saml, wssec
 from mcn_cli.ehealth import token as tokens
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.trust import StsTrust
+from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import population, world
 from mcn_cli.sandbox.population import Patient
 from mcn_cli.sandbox.world import Files
@@ -112,7 +113,8 @@ def check_caller(body: bytes, trust: StsTrust, now: datetime) -> tuple[Caller, e
         return tokens.verify(assertion, trust, now).holder_of_key
 
     verified = wssec.verify_envelope(body, now=now, holder_of_key=holder_of_key)
-    assert verified.assertion is not None
+    if verified.assertion is None:
+        raise SignatureInvalid("the message is not signed with the session's holder-of-key assertion")
     token = tokens.verify(verified.assertion, trust, now)
     try:
         kind = tokens.kind_of(token)

@@ -107,13 +107,15 @@ class Sandbox:
             return soap_reply(sts.answer_wstrust(body, action, authority, self.challenges))
         except SignatureInvalid as error:
             return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
+        except sts.InvalidRequest as error:
+            return fault_reply("wst:InvalidRequest", str(error))
         except sts.Refused as error:
             return fault_reply("wst:FailedAuthentication", str(error))
 
     def handle(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         service = self.services.get(path)
         if service is None:
-            return Reply(404, b"no such service\n", "text/plain")
+            return fault_reply("soapenv:Client", f"no service at {path[:80]!r}", 404)
         return service(body, headers)
 
 
@@ -165,12 +167,26 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(Reply(404, b"no such page\n", "text/plain"))
 
+        def _refuse(self, status: int, message: str) -> None:
+            """Refuse without reading the body: the connection closes after the fault."""
+            self.close_connection = True
+            self._send(fault_reply("soapenv:Client", message, status))
+
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(Reply(413, b"too large\n", "text/plain"))
+            length = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding") is not None or length is None:
+                self._refuse(411, "a request needs a Content-Length (no chunked encoding)")
                 return
-            body = self.rfile.read(length)
+            if not (length.isascii() and length.isdigit()):
+                self._refuse(400, f"Content-Length {length[:20]!r} is not a number of bytes")
+                return
+            if int(length) > MAX_BODY:
+                self._refuse(413, f"a request may hold at most {MAX_BODY} bytes")
+                return
+            body = self.rfile.read(int(length))
+            if len(body) != int(length):
+                self.close_connection = True  # the client went away mid-request
+                return
             try:
                 reply = sandbox.handle(self.path, body, {k.lower(): v for k, v in self.headers.items()})
             except Exception as error:  # the sandbox answers like a server: a fault, not a crash
@@ -180,12 +196,17 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that breaks the connection (or a TLS handshake) is its own problem: no traceback."""
+
+
 class Server:
     """An HTTPS server on loopback; ``port=0`` picks a free port."""
 
     def __init__(self, files: Files, port: int = 0, host: str = "127.0.0.1") -> None:
         self.sandbox = Sandbox(files)
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self.sandbox))
+        self.httpd = _QuietServer((host, port), _handler(self.sandbox))
         self.httpd.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -112,8 +112,8 @@ def answer_saml(request_body: bytes, authority: Authority, now: datetime | None 
     request = wssec.body_payload(verified)
     if request.tag != q(ns.SAMLP, "Request"):
         raise SignatureInvalid("the body is not a samlp:Request")
-    claimed = saml.read_query(request)
     try:
+        claimed = saml.read_query(request)
         identification = verified.certificate
         if (claimed.identification_subject, claimed.identification_issuer) != (
             dn.rfc1779(identification.subject),
@@ -127,8 +127,11 @@ def answer_saml(request_body: bytes, authority: Authority, now: datetime | None 
         if hok != identification or request.find(q(ns.DS, "Signature")) is not None:
             saml.verify_request_signature(request, hok)
         assertion = _issue(claimed, identification, authority, now)
-    except (Refused, SignatureInvalid) as refusal:
-        return saml.response(claimed.context, now, None, status="Requester", message=str(refusal))
+    except (Refused, saml.ClaimRefused, SignatureInvalid) as refusal:
+        # everything past the WS-Security header is answered in SAML: a Requester status
+        return saml.response(
+            request.get("RequestID", ""), now, None, status="Requester", message=str(refusal)
+        )
     return saml.response(claimed.context, now, assertion)
 
 
@@ -189,6 +192,19 @@ def answer_wstrust(
     are answered as SOAP faults by the server."""
     now = now or datetime.now(UTC)
     verified = wssec.verify_envelope(request_body, now=now)
+    try:
+        return _answer_wstrust(verified, action, authority, challenges, now)
+    except SignatureInvalid as error:  # the header held; the request itself is malformed
+        raise InvalidRequest(str(error)) from None
+
+
+class InvalidRequest(Exception):
+    """A WS-Trust message that is not a request the STS serves (a wst:InvalidRequest fault)."""
+
+
+def _answer_wstrust(
+    verified: wssec.Verified, action: str, authority: Authority, challenges: Challenges, now: datetime
+) -> etree._Element:
     payload = wssec.body_payload(verified)
     if action == wstrust.CHALLENGE_ACTION:
         answer = wstrust.read_challenge_answer(payload)
