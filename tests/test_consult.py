@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import stat
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -294,13 +293,6 @@ def test_demo_runs_the_main_job(mcn, sandbox, monkeypatch):
     result = mcn("demo", "--json")
     assert result.code == 0, result.err
     assert [c["outcome"] for c in result.json()["consultations"]] == ["commitment", "commitment"]
-
-
-def test_wsdl_is_parsed_once_per_process():
-    from mcn_cli.ehealth import insurability
-
-    assert insurability.zeep_client() is insurability.zeep_client()
-    assert Path(insurability.WSDL).exists()
 
 
 def test_real_environments_need_the_software_licence(mcn, logged_in, monkeypatch):

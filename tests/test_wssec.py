@@ -181,7 +181,7 @@ def test_the_reference_wss4j_example_is_rejected():
         wssec.verify_envelope(document, now=when, allow_sha1=True)
 
 
-def test_zeep_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
+def test_insurability_request_signed_holder_of_key_verifies_with_xmlsec1(tmp_path):
     from mcn_cli.domain.identifiers import parse_niss
     from mcn_cli.ehealth import insurability, saml, token
     from tests.test_saml import make_sts
