@@ -22,6 +22,7 @@ from mcn_cli.domain.errors import (
     ServiceUnavailable,
 )
 from mcn_cli.domain.policy import check_burst
+from mcn_cli.domain.text import check_text
 from mcn_cli.ehealth import endpoints, insurability, traces, transport, wssec
 from mcn_cli.ehealth.insurability import Answer, Origin, Requester
 from mcn_cli.store import audit, sessions
@@ -187,8 +188,8 @@ def validate(dispensed: date, user_reference: str | None, field: str = "referenc
             "after-consultation",
             f"dispensing date {dispensed} is after today ({today}), the consultation date",
         )
-    if user_reference is not None and len(user_reference) > USER_REFERENCE_MAX:
-        raise InvalidInput(field, "length", f"must have at most {USER_REFERENCE_MAX} characters")
+    if user_reference is not None:
+        check_text(field, user_reference, max_length=USER_REFERENCE_MAX)
 
 
 def consult(

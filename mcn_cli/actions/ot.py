@@ -23,6 +23,7 @@ from mcn_cli.domain.identifiers import (
     parse_niss,
     parse_pharmacy_nihii,
 )
+from mcn_cli.domain.text import check_text
 from mcn_cli.ehealth.insurability import Answer, Requester
 from mcn_cli.store import sessions
 from mcn_cli.store.audit import Actor, Event
@@ -31,6 +32,7 @@ from mcn_cli.store.settings import Settings, load
 
 COLUMNS = ("rejection", "pharmacy", "niss", "mutuality", "member_number", "date", "rejection_code")
 REJECTION_MAX = 25  # the reference travels as the request's UserReference
+REJECTION_CODE_MAX = 64  # not sent anywhere: a bound for free text, as a name in a certificate
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,14 @@ def check_rejection(reference: str | None) -> str:
             "refused: a tarification office consults only for a rejected invoice: "
             "give its rejection reference (brochure 8.2.2.7)"
         )
-    if len(text) > REJECTION_MAX:
-        raise InvalidInput("rejection", "length", f"must have at most {REJECTION_MAX} characters")
-    return text
+    # the XSD's UserReferenceType (maxLength 25); no control character (nor in XML, nor on a screen)
+    return check_text("rejection", text, max_length=REJECTION_MAX)
+
+
+def check_rejection_code(code: str | None) -> str | None:
+    """The batch's rejection_code cell: only echoed in the results, but checked as it enters."""
+    text = (code or "").strip()
+    return check_text("rejection_code", text, max_length=REJECTION_CODE_MAX) or None
 
 
 def office_session(cache: CommitmentCache, name: str) -> sessions.Session:
@@ -138,7 +145,7 @@ def parse_row(values: dict[str, str]) -> Rejection:
         patient=_patient(values),
         dispensed=parse_date(values.get("date") or "", "date"),
         pharmacy=parse_pharmacy_nihii(pharmacy, "pharmacy").value if pharmacy else None,
-        code=(values.get("rejection_code") or "").strip() or None,
+        code=check_rejection_code(values.get("rejection_code")),
     )
     validate(item.dispensed, item.reference, "rejection")
     return item

@@ -11,6 +11,7 @@ import typer
 
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_table
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.text import check_text, visible
 
 
 class Text:
@@ -37,7 +38,9 @@ class Text:
     personal_help = "A pharmacist's personal certificate (SSIN), the fallback when the eID cannot be read."
     nihii_help = "The pharmacy's (or office's) NIHII number, 8 digits with check digits."
     kbo_help = "The company number (KBO/BCE)."
-    name_help = "The pharmacy's (or the pharmacist's) name as it stands in the certificate."
+    name_help = (
+        "The pharmacy's (or the pharmacist's) name as it stands in the certificate (at most 64 characters)."
+    )
     niss_help = "The pharmacist's NISS (personal certificate)."
     email_help = "Contact e-mail for eHealth."
     phone_help = "Contact phone for eHealth."
@@ -103,7 +106,12 @@ def _new_password(fd: int | None) -> Any:
     return ask
 
 
+EMAIL_MAX = 254  # RFC 5321's longest path, less its angle brackets
+
+
 def _check_contact(email: str | None, phone: str | None) -> None:
+    if email is not None:
+        check_text("email", email, max_length=EMAIL_MAX)
     if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", email):
         raise InvalidInput("email", "format", f"not an e-mail address: {email!r}")
     if phone is not None and not re.fullmatch(r"\+?[0-9 ./()-]{6,20}", phone):
@@ -127,10 +135,12 @@ def request(
 ) -> None:
     from mcn_cli.actions import certificates
     from mcn_cli.domain.identifiers import parse_kbo, parse_niss, parse_pharmacy_nihii
-    from mcn_cli.ehealth.certificates import ORG, OT, PERSONAL, Holder
+    from mcn_cli.ehealth.certificates import ORG, OT, PERSONAL, Holder, check_name
 
     if sum((org, ot, personal)) != 1:
         raise InvalidInput("cert", "kind", Text.which)
+    if name:
+        check_name(name)  # <= 64 characters, no control character: before any prompt or file
     _check_contact(email, phone)
     company = None
     if personal:
@@ -249,7 +259,7 @@ def list_certificates(json: Json = False) -> None:
     for item in found:
         if item.warning:
             sys.stderr.write(
-                "mcn: warning: " + Text.expiring.format(name=item.name, days=item.days_left) + "\n"
+                "mcn: warning: " + visible(Text.expiring.format(name=item.name, days=item.days_left)) + "\n"
             )
 
 

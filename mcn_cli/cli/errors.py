@@ -46,10 +46,12 @@ def status_for(error: McnError) -> ExitStatus:
 def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError | None = None) -> int:
     """One line on stderr (and a hint line when there is one); for scripts, a JSON error object on
     stdout unless the command already printed its JSON result (which then says what went wrong)."""
-    sys.stderr.write(f"mcn: error: {message}\n")
+    from mcn_cli.domain.text import visible
+
+    sys.stderr.write(f"mcn: error: {visible(message)}\n")  # messages may quote outside text
     hint = getattr(error, "hint", None)
     if hint:
-        sys.stderr.write(f"mcn: hint: {hint}\n")
+        sys.stderr.write(f"mcn: hint: {visible(hint)}\n")
     if json_mode and not json_written():
         payload: dict[str, object] = {
             "status": int(status),

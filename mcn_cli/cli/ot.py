@@ -151,6 +151,7 @@ def _line(result: Any) -> dict[str, Any]:
 
 
 def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
+    from mcn_cli.domain.text import json_visible, spreadsheet_cell
     from mcn_cli.store.secure_files import write_private
 
     if form == "csv":
@@ -160,10 +161,12 @@ def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
         fields = list(dict.fromkeys(k for line in lines for k in line))
         writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(lines)
+        # no cell a spreadsheet runs as a formula (= + - @, OWASP): text cells get a leading quote;
+        # the numbers (row, exit_status) are ints and stay as they are
+        writer.writerows({k: spreadsheet_cell(v) for k, v in line.items()} for line in lines)
         data = text.getvalue()
     else:
-        data = "".join(json_module.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        data = "".join(json_visible(json_module.dumps(line, ensure_ascii=False)) + "\n" for line in lines)
     if output is None:
         sys.stdout.write(data)
     else:

@@ -1,4 +1,9 @@
-"""Writing results: plain aligned text for people, stable JSON for scripts."""
+"""Writing results: plain aligned text for people, stable JSON for scripts.
+
+Everything printed here may hold text from outside (certificate subjects, names in MyCareNet's
+answers, files): no control character reaches the terminal raw. The human renderers write them
+as visible escapes (``\\x1b``, ``\\u202e``); JSON escapes them as ``\\uXXXX`` (same value).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
+
+from mcn_cli.domain.text import json_visible, visible
 
 
 def _default(value: Any) -> Any:
@@ -31,15 +38,17 @@ def json_written() -> bool:
 
 
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, default=_default, ensure_ascii=False, indent=2) + "\n")
+    document = json.dumps(payload, default=_default, ensure_ascii=False, indent=2)
+    sys.stdout.write(json_visible(document) + "\n")
     _State.json_written = True
 
 
 def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) -> None:
-    """A block of ``label  value`` lines, labels aligned."""
-    rows = [(label, "" if value is None else str(value)) for label, value in rows]
+    """A block of ``label  value`` lines, labels aligned; one line per row (a line break in a
+    value is written as an escape)."""
+    rows = [(visible(label), "" if value is None else visible(str(value))) for label, value in rows]
     width = max((len(label) for label, _ in rows), default=0)
-    lines = [title] if title else []
+    lines = [visible(title, keep_newlines=True)] if title else []
     indent = "  " if title else ""
     lines += [f"{indent}{label.ljust(width)}  {value}" for label, value in rows]
     sys.stdout.write("\n".join(lines) + "\n")
@@ -54,12 +63,14 @@ def emit_result(json: bool, payload: Any, text: str) -> None:
 
 
 def emit_line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    """One message (its own line breaks kept, every other control character escaped)."""
+    sys.stdout.write(visible(text, keep_newlines=True) + "\n")
 
 
 def emit_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A plain aligned table (fast to start, friendly to grep and to narrow terminals)."""
-    text_rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    headers = [visible(h) for h in headers]
+    text_rows = [["" if cell is None else visible(str(cell)) for cell in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in text_rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in text_rows]

@@ -14,12 +14,24 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.text import check_text
 
 ORG = "NIHII-PHARMACY"
 OT = "NIHII-OTD_PHARMACY"
 PERSONAL = "SSIN"
 KINDS = (ORG, OT, PERSONAL)
 EHEALTH_OU = "eHealth-platform Belgium"
+NAME_MAX = 64  # X.520 ub-organizational-unit-name (the name's OU), as ub-organization-name and ub-common-name
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """A holder's name as it may stand in a certificate subject: at most 64 characters (also once
+    upper-cased, as the subject carries it) and no control character."""
+    check_text(field, name, max_length=NAME_MAX, why="X.520 upper bound of a name in a certificate")
+    check_text(field, name.upper(), max_length=NAME_MAX, why="X.520 upper bound, once upper-cased")
+    if not name.strip():
+        raise InvalidInput(field, "empty", "must not be blank")
+    return name
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ def subject(holder: Holder) -> x509.Name:
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, holder.label),
     ]
     if holder.name:
+        check_name(holder.name)
         parts.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, holder.name.upper()))
     parts += [
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, EHEALTH_OU),
