@@ -186,13 +186,15 @@ def test_against_a_separate_sandbox_server_process(mcn, sandbox, mcn_home):
 
 
 def test_sandbox_init_is_idempotent_and_changes_the_pin(mcn, sandbox, monkeypatch):
-    first = mcn("sandbox", "init", "--pin", SANDBOX_PIN, "--json").json()
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    first = mcn("sandbox", "init", "--json").json()
     assert first["created"] is False and first["tokens"] == "kept"
-    changed = mcn("sandbox", "init", "--pin", "246813", "--json").json()
-    assert changed["tokens"] == "created"
     monkeypatch.setenv("MCN_PIN", "246813")
+    changed = mcn("sandbox", "init", "--json").json()
+    assert changed["tokens"] == "created"
     assert mcn("login").code == 0
-    assert mcn("sandbox", "init", "--pin", "12ab").code == ExitStatus.BAD_INPUT
+    monkeypatch.setenv("MCN_PIN", "12ab")
+    assert mcn("sandbox", "init").code == ExitStatus.BAD_INPUT
 
 
 @pytest.mark.parametrize("env", ["acc", "prod"])
@@ -321,7 +323,7 @@ def test_a_sandbox_of_the_older_layout_is_recreated_by_init(mcn, sandbox, monkey
     monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
     stale = mcn("login")
     assert stale.code == ExitStatus.BAD_INPUT and "mcn sandbox init" in stale.err
-    assert mcn("sandbox", "init", "--pin", SANDBOX_PIN, "--json").json()["created"] is True
+    assert mcn("sandbox", "init", "--json").json()["created"] is True  # MCN_PIN gives the PIN
     assert mcn("login").code == 0
 
 

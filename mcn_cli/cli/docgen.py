@@ -25,7 +25,10 @@ ENVIRONMENT = {
     "MCN_CACHE_PASSPHRASE": "The cache passphrase, when the cache is protected by one (else a prompt).",
     "MCN_CACHE_NEW_PASSPHRASE": "The new passphrase for mcn cache rekey --passphrase (else a prompt).",
     "MCN_ENV": "The eHealth environment: sandbox (default), acc or prod.",
-    "MCN_PIN": "The eID PIN (else a hidden prompt; --pin-fd reads it from a file descriptor).",
+    "MCN_PIN": (
+        "The eID PIN (else a hidden prompt; --pin-fd reads it from a file descriptor); also the PIN "
+        "mcn sandbox init gives the sandbox tokens."
+    ),
     "MCN_ORG_PASSWORD": "The organisation keystore's password (else a prompt, or --org-password-fd).",
     "MCN_KEYSTORE_PASSWORD": "The personal fallback keystore's password (else a prompt, or --password-fd).",
     "MCN_NEW_KEYSTORE_PASSWORD": "The password of a new keystore (mcn cert request; else a prompt).",

@@ -16,16 +16,19 @@ class Text:
     help = "The built-in sandbox: a local eHealth STS and MyCareNet over HTTPS on loopback, with test people."
     init_help = (
         "Create the sandbox (idempotent): test PKI, keystores (password mcn-sandbox) and, with SoftHSM2, "
-        "eID tokens BELPIC for the test pharmacists (PIN 1234 unless --pin)."
+        "eID tokens BELPIC for the test pharmacists. Their PIN comes from MCN_PIN or --pin-fd, else a "
+        "hidden prompt on a terminal (asked twice); without a terminal it is 1234."
     )
     serve_help = "Run the sandbox server in the foreground (commands otherwise start one in-process)."
-    pin_help = "PIN of the sandbox eID tokens (4 to 12 digits; a test PIN, not a real one)."
+    pin_fd_help = (
+        "Read the sandbox eID PIN (4 to 12 digits; a test PIN, not a real one) from this file descriptor."
+    )
     port_help = "Port on 127.0.0.1 (0: any free port)."
     json_help = "Print JSON."
     created = "sandbox created in {root}"
     kept = "sandbox already set up in {root}"
     tokens: ClassVar[dict[str, str]] = {
-        "created": "eID tokens (SoftHSM2, label BELPIC) created with the given PIN",
+        "created": "eID tokens (SoftHSM2, label BELPIC) created with the chosen PIN",
         "kept": "eID tokens kept (the PIN is unchanged)",
         "unavailable": "no eID tokens: SoftHSM2 is not installed ({hint}); log in with --fallback KEYSTORE",
     }
@@ -58,15 +61,14 @@ app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
 
 @app.command("init", help=Text.init_help)
 def init(
-    pin: Annotated[str, typer.Option("--pin", help=Text.pin_help)] = "1234",
+    pin_fd: Annotated[int | None, typer.Option("--pin-fd", help=Text.pin_fd_help, show_default=False)] = None,
     json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False,
 ) -> None:
-    from mcn_cli.domain.errors import InvalidInput
+    from mcn_cli.actions.secrets import new_pin
     from mcn_cli.sandbox import softhsm, world
     from mcn_cli.sandbox.setup import initialise
 
-    if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        raise InvalidInput("pin", "form", "the sandbox eID PIN must have 4 to 12 digits")
+    pin = new_pin("sandbox eID PIN", "MCN_PIN", fd=pin_fd, default=world.DEFAULT_PIN, fd_option="--pin-fd")
     report = initialise(pin)
     files = report.files
     people = [

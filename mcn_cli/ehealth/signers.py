@@ -178,7 +178,8 @@ def card_niss(certificate: x509.Certificate) -> str | None:
 
 def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Signer:
     """Open the eID (token ``BELPIC``) and log in. ``pin`` is called only when the reader has no
-    PIN pad (protected authentication path)."""
+    PIN pad (protected authentication path); a PIN that is not 4 to 12 ASCII digits is refused
+    (exit 2) before the card sees it."""
     import pkcs11
     from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
     from pkcs11 import exceptions as p11
@@ -209,7 +210,9 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
         if chosen.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH:
             session = chosen.open(user_pin=pkcs11.PROTECTED_AUTH)
         else:
-            session = chosen.open(user_pin=pin())
+            from mcn_cli.domain.pin import check_pin
+
+            session = chosen.open(user_pin=check_pin(pin()))  # a wrong form costs no try
     except p11.PinIncorrect:
         raise AuthenticationNeeded("wrong eID PIN (the card locks after 3 wrong PINs)") from None
     except p11.PinLocked:

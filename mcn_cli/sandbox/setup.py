@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mcn_cli.domain.pin import check_pin
 from mcn_cli.ehealth.trust import EHEALTH_OU
 from mcn_cli.sandbox import pki, softhsm, world
 from mcn_cli.sandbox.pki import SANDBOX_PASSWORD, Issued
@@ -131,6 +132,7 @@ def cards(files: Files) -> list[tuple[object, x509.Certificate]]:
 
 
 def initialise(pin: str = world.DEFAULT_PIN, files: Files | None = None) -> SetupReport:
+    check_pin(pin, "sandbox eID PIN")  # before anything is written or any token sees it
     files = files or Files()
     created = not files.exists()
     if created:

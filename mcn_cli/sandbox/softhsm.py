@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.pin import check_pin
 from mcn_cli.ehealth.signers import EID_KEY, EID_TOKEN, pkcs11_library
 
 MODULE_CANDIDATES = (
@@ -28,8 +28,8 @@ SO_PIN = "12345678"  # the sandbox tokens' security-officer PIN
 
 
 def module() -> str | None:
-    found = next((m for m in MODULE_CANDIDATES if Path(m).exists()), None)
-    return found if found and shutil.which("softhsm2-util") else None
+    """SoftHSM2's PKCS#11 module, if installed (its softhsm2-util is not needed)."""
+    return next((m for m in MODULE_CANDIDATES if Path(m).exists()), None)
 
 
 def configure(folder: Path) -> Path:
@@ -47,10 +47,45 @@ def configure(folder: Path) -> Path:
     return conf
 
 
+def _initialise_free_token(library: Any, path: str, pin: str) -> None:
+    """C_InitToken on SoftHSM's free slot (label BELPIC, the SO PIN), then C_InitPIN in a
+    security-officer session: the PINs go to the module in memory, never on a command line
+    (``softhsm2-util --so-pin X --pin Y`` shows them to ``ps``; it reads no PIN from a pipe)."""
+    import ctypes
+
+    from pkcs11 import TokenFlag
+
+    free = [
+        slot
+        for slot in library.get_slots(token_present=True)
+        if not slot.get_token().flags & TokenFlag.TOKEN_INITIALIZED
+    ]
+    if not free:
+        raise InvalidInput("softhsm", "no-free-slot", "SoftHSM2 offers no free slot for a new token")
+    slot_id = free[0].slot_id
+    # python-pkcs11 does not expose C_InitToken; the module is already loaded and initialised
+    # by it, and dlopen of the same file gives the same instance.
+    init_token = ctypes.CDLL(path).C_InitToken
+    init_token.argtypes = [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    init_token.restype = ctypes.c_ulong
+    so_pin = SO_PIN.encode()
+    label = EID_TOKEN.encode().ljust(32)  # CK_UTF8CHAR[32], blank-padded
+    result = init_token(slot_id, so_pin, len(so_pin), label)
+    if result != 0:
+        raise InvalidInput(
+            "softhsm", "init-token", f"SoftHSM2 refused to initialise a token (CKR 0x{result:x})"
+        )
+    token = next(s for s in library.get_slots(token_present=True) if s.slot_id == slot_id).get_token()
+    with token.open(rw=True, so_pin=SO_PIN) as session:
+        session.init_pin(pin)
+
+
 def pin_works(folder: Path, pin: str) -> bool:
-    """Whether tokens exist and every BELPIC token opens with ``pin``."""
+    """Whether tokens exist and every BELPIC token opens with ``pin`` (4 to 12 ASCII digits:
+    check it first)."""
     from pkcs11 import exceptions as p11
 
+    check_pin(pin, "sandbox eID PIN")
     path = module()
     if path is None or not (folder / "tokens").exists():
         return False
@@ -77,29 +112,13 @@ def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificat
     path = module()
     if path is None:
         raise InvalidInput("softhsm", "missing", f"SoftHSM2 is not installed: {INSTALL_HINT}")
-    if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        raise InvalidInput("pin", "form", "the sandbox eID PIN must have 4 to 12 digits")
+    check_pin(pin, "sandbox eID PIN")
     shutil.rmtree(folder / "tokens", ignore_errors=True)
     configure(folder)
-    for _ in cards:
-        subprocess.run(
-            [
-                "softhsm2-util",
-                "--init-token",
-                "--free",
-                "--label",
-                EID_TOKEN,
-                "--so-pin",
-                SO_PIN,
-                "--pin",
-                pin,
-            ],
-            check=True,
-            capture_output=True,
-            env=os.environ.copy(),
-        )
     library = pkcs11_library(path)
-    library.reinitialize()
+    library.reinitialize()  # forget the tokens just removed
+    for _ in cards:
+        _initialise_free_token(library, path, pin)
     tokens = sorted(library.get_tokens(token_label=EID_TOKEN), key=lambda t: t.serial)
     for token, (key, certificate) in zip(tokens, cards, strict=True):
         with token.open(user_pin=pin, rw=True) as session:
