@@ -171,9 +171,13 @@ def install(
         )
     keystore = keystore or keystore_dir(settings) / f"{holder.label}.p12"
     try:
-        store = p12.read(keystore.read_bytes(), password())
-    except FileNotFoundError:
-        raise InvalidInput("keystore", "missing", f"no keystore {keystore}: give --keystore") from None
+        data = p12.read_file(keystore)  # a regular file of sane size, never a FIFO or /dev/zero
+    except p12.KeystoreUnreadable as error:
+        if error.rule == "missing":
+            raise InvalidInput("keystore", "missing", f"no keystore {keystore}: give --keystore") from None
+        raise
+    try:
+        store = p12.read(data, password())
     except p12.KeystoreError as error:
         raise AuthenticationNeeded(f"keystore {keystore.name}: {error}") from None
     entry = store.get("authentication")

@@ -2,9 +2,15 @@
 
 eHealth's older tools protect the certificates of a keystore with 40-bit RC2, which no modern
 library offers; this reads them. It decrypts only: mcn never writes RC2.
+
+Every size is checked before any work (a key of 1 to 128 bytes, an effective length of 1 to
+1024 bits, an 8-byte IV, whole 8-byte blocks): anything else is a ``ValueError``, never an
+``IndexError`` from a short block.
 """
 
 from __future__ import annotations
+
+import struct
 
 _PITABLE = bytes.fromhex(
     "d978f9c419ddb5ed28e9fd794aa0d89dc67e37832b76538e624c6488448bfba2"
@@ -16,12 +22,20 @@ _PITABLE = bytes.fromhex(
     "2d5dfa98e38a92ae05df2910676cbac9d300e6cfe19ea82c6316013f58e289a9"
     "0d38341bab33ffb0bb480c5fb9b1cd2ec5f3db47e5a59c770aa62068fe7fc1ad"
 )
-_SHIFTS = (1, 2, 3, 5)
 _MASK = 0xFFFF
+_BLOCK = 8
+# Decryption runs the 16 mixing rounds backwards with the two mashing rounds between them:
+# 5 rounds, a mash, 6 rounds, a mash, 5 rounds (RFC 2268, section 4). True is a mixing round.
+_SCHEDULE = (True,) * 5 + (False,) + (True,) * 6 + (False,) + (True,) * 5
+_WORDS = struct.Struct("<4H")
 
 
 def expand_key(key: bytes, effective_bits: int) -> list[int]:
     length = len(key)
+    if not 1 <= length <= 128:
+        raise ValueError(f"an RC2 key has 1 to 128 bytes, not {length}")
+    if not 1 <= effective_bits <= 1024:
+        raise ValueError(f"an RC2 effective key length is 1 to 1024 bits, not {effective_bits}")
     l_ = bytearray(128)
     l_[:length] = key
     for i in range(length, 128):
@@ -34,39 +48,41 @@ def expand_key(key: bytes, effective_bits: int) -> list[int]:
     return [l_[2 * i] | (l_[2 * i + 1] << 8) for i in range(64)]
 
 
-def _decrypt_block(k: list[int], block: bytes) -> bytes:
-    r = [block[2 * i] | (block[2 * i + 1] << 8) for i in range(4)]
+def _decrypt_words(k: list[int], r0: int, r1: int, r2: int, r3: int) -> tuple[int, int, int, int]:
+    """One block, as its four little-endian 16-bit words (r-mix and r-mash of RFC 2268)."""
+    m = _MASK
     j = 63
-
-    def unmix() -> None:
-        nonlocal j
-        for i in (3, 2, 1, 0):
-            s = _SHIFTS[i]
-            r[i] = ((r[i] >> s) | (r[i] << (16 - s))) & _MASK
-            r[i] = (r[i] - k[j] - (r[i - 1] & r[i - 2]) - ((~r[i - 1]) & r[i - 3])) & _MASK
-            j -= 1
-
-    def unmash() -> None:
-        for i in (3, 2, 1, 0):
-            r[i] = (r[i] - k[r[i - 1] & 63]) & _MASK
-
-    for rounds in (5, None, 6, None, 5):
-        if rounds is None:
-            unmash()
+    for mixing in _SCHEDULE:
+        if mixing:
+            r3 = ((r3 >> 5) | (r3 << 11)) & m
+            r3 = (r3 - k[j] - (r2 & r1) - (~r2 & r0)) & m
+            r2 = ((r2 >> 3) | (r2 << 13)) & m
+            r2 = (r2 - k[j - 1] - (r1 & r0) - (~r1 & r3)) & m
+            r1 = ((r1 >> 2) | (r1 << 14)) & m
+            r1 = (r1 - k[j - 2] - (r0 & r3) - (~r0 & r2)) & m
+            r0 = ((r0 >> 1) | (r0 << 15)) & m
+            r0 = (r0 - k[j - 3] - (r3 & r2) - (~r3 & r1)) & m
+            j -= 4
         else:
-            for _ in range(rounds):
-                unmix()
-    return b"".join(word.to_bytes(2, "little") for word in r)
+            r3 = (r3 - k[r2 & 63]) & m
+            r2 = (r2 - k[r1 & 63]) & m
+            r1 = (r1 - k[r0 & 63]) & m
+            r0 = (r0 - k[r3 & 63]) & m
+    return r0, r1, r2, r3
 
 
 def decrypt_cbc(key: bytes, effective_bits: int, iv: bytes, data: bytes) -> bytes:
     """Decrypt RC2-CBC; the padding is left for the caller to remove."""
+    if len(iv) != _BLOCK:
+        raise ValueError(f"an RC2-CBC IV has {_BLOCK} bytes, not {len(iv)}")
+    if len(data) % _BLOCK:
+        raise ValueError(f"RC2-CBC data is whole {_BLOCK}-byte blocks, not {len(data)} bytes")
     k = expand_key(key, effective_bits)
-    out = bytearray()
-    previous = iv
-    for start in range(0, len(data), 8):
-        block = data[start : start + 8]
-        plain = _decrypt_block(k, block)
-        out += bytes(a ^ b for a, b in zip(plain, previous, strict=True))
-        previous = block
+    out = bytearray(len(data))
+    p0, p1, p2, p3 = _WORDS.unpack(iv)
+    for start in range(0, len(data), _BLOCK):
+        c0, c1, c2, c3 = _WORDS.unpack_from(data, start)
+        r0, r1, r2, r3 = _decrypt_words(k, c0, c1, c2, c3)
+        _WORDS.pack_into(out, start, r0 ^ p0, r1 ^ p1, r2 ^ p2, r3 ^ p3)
+        p0, p1, p2, p3 = c0, c1, c2, c3
     return bytes(out)

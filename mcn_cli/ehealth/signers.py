@@ -89,32 +89,38 @@ class KeystoreSigner:
 
 
 def load_keystore(path: Path, password: str, field_name: str = "keystore") -> KeystoreSigner:
-    """The ``authentication`` key and certificate of a PKCS#12 keystore, with its chain."""
-    from mcn_cli.ehealth.keystore import KeystoreError, read
+    """The ``authentication`` key and certificate of a PKCS#12 keystore, with its chain.
+
+    A file that is no keystore mcn reads (special, empty, oversize, malformed, or asking an
+    unreasonable iteration count) is ``InvalidInput`` (exit 2); a wrong password is
+    ``AuthenticationNeeded`` (exit 4): one line each, whatever the file holds."""
+    from mcn_cli.ehealth.keystore import KeystoreError, KeystoreUnreadable, printable, read, read_file
 
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(field_name, "missing", f"no keystore at {path}") from None
-    except OSError as error:
-        raise InvalidInput(field_name, "unreadable", f"cannot read {path}: {error.strerror}") from None
+        data = read_file(path)
+    except KeystoreUnreadable as error:  # its detail names the path
+        raise InvalidInput(field_name, error.rule, error.detail) from None
     try:
         store = read(data, password)
+    except KeystoreUnreadable as error:
+        raise InvalidInput(field_name, error.rule, f"{printable(path.name)}: {error.detail}") from None
     except KeystoreError as error:
-        raise AuthenticationNeeded(f"{field_name} {path.name}: {error}") from None
+        raise AuthenticationNeeded(f"{field_name} {printable(path.name)}: {error}") from None
     entry = store.get(KEYSTORE_ALIAS)
     if entry is None and len(store.entries) == 1 and not store.entries[0].alias:
         entry = store.entries[0]
     if entry is None:
         aliases = ", ".join(repr(e.alias) for e in store.entries) or "none"
         raise InvalidInput(
-            field_name, "alias", f"{path.name} has no key under alias 'authentication' ({aliases})"
+            field_name,
+            "alias",
+            f"{printable(path.name)} has no key under alias 'authentication' ({printable(aliases)})",
         )
     if entry.certificate is None:
         raise InvalidInput(
             field_name,
             "no-certificate",
-            f"{path.name} holds a key but no certificate yet: "
+            f"{printable(path.name)} holds a key but no certificate yet: "
             "install the one eHealth sent (mcn cert install)",
         )
     return KeystoreSigner(entry.private_key, entry.certificate, entry.chain)
