@@ -303,3 +303,9 @@ def test_real_environments_need_the_software_licence(mcn, logged_in, monkeypatch
     monkeypatch.setenv("MCN_LICENSE_PASSWORD", "secret")
     other_env = mcn("--env", "acc", "consult", "--niss", patient)
     assert other_env.code == ExitStatus.AUTH_NEEDED and "opened in sandbox" in other_env.err
+
+
+def test_the_answer_cap_setting_reaches_the_transport(mcn, logged_in, mcn_home):
+    (mcn_home / "config.toml").write_text("max_answer_bytes = 512\n")
+    result = consult(mcn, "annex-1")
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE and "512" in result.err

@@ -88,6 +88,7 @@ def _send(
                 verify=environment.verify,
                 timeout=environment.timeout,
                 session=http,
+                max_answer_bytes=environment.max_answer_bytes,
             )
         except transport.ConnectionRefused:
             if attempt == CONNECT_ATTEMPTS:

@@ -202,10 +202,10 @@ def batch(
     local = threading.local()
 
     def http() -> Any:
-        if not hasattr(local, "session"):
-            import requests
+        if not hasattr(local, "session"):  # one kept-alive connection per worker thread
+            from mcn_cli.ehealth import transport
 
-            local.session = requests.Session()
+            local.session = transport.Connections()
         return local.session
 
     def work(item: Rejection) -> tuple[Answer, str]:

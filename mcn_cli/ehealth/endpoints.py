@@ -33,6 +33,7 @@ class Environment:
     trust: StsTrust
     timeout: float
     contact: str = ""  # the From header
+    max_answer_bytes: int = 4 * 1024 * 1024
 
 
 def environment_name(settings: Settings) -> str:
@@ -92,10 +93,15 @@ def _verify(settings: Settings, base: str | bool) -> str | bool:
         ) from None
     if isinstance(base, str):
         system = Path(base).read_bytes()
-    else:
-        import certifi
+    else:  # the same store the transport trusts: the system's, else certifi's
+        import ssl
 
-        system = Path(certifi.where()).read_bytes()
+        cafile = ssl.get_default_verify_paths().cafile
+        if cafile is None:
+            import certifi
+
+            cafile = certifi.where()
+        system = Path(cafile).read_bytes()
     bundle = system + b"\n" + extra
     from mcn_cli.store import paths
     from mcn_cli.store.secure_files import write_private
@@ -139,4 +145,5 @@ def resolve(settings: Settings) -> Environment:
         trust,
         settings.timeout_seconds,
         settings.contact_email,
+        settings.max_answer_bytes,
     )

@@ -49,6 +49,7 @@ def _caller(environment: Environment, trace: Path | None) -> Call:
                 verify=environment.verify,
                 timeout=environment.timeout,
                 contact=environment.contact,
+                max_answer_bytes=environment.max_answer_bytes,
             )
             answer = exchange.response
         except transport.SoapFaultError as error:

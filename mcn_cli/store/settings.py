@@ -50,6 +50,9 @@ class Settings:
     contact_email: str = ""
     # Seconds to wait for eHealth or MyCareNet before falling back.
     timeout_seconds: int = 20
+    # Largest answer accepted from eHealth or MyCareNet, in bytes, both as sent and once
+    # decompressed (default 4 MiB; real answers are a few KiB): a larger one is a service failure.
+    max_answer_bytes: int = 4 * 1024 * 1024
     # The software package's name and the licence MyCareNet issued to it (the password may come
     # from MCN_LICENSE_PASSWORD instead). The sandbox has its own.
     package_name: str = "mcn"
