@@ -220,6 +220,9 @@ def _day(text: str | None) -> date | None:
 def parse_answer(root: etree._Element) -> Answer:
     """Read a GetInsurabilityForPharmacistResponse envelope (protocol v1 or v2)."""
     body = root.find(q(ns.SOAP, "Body"))
+    if body is not None and any(not isinstance(node.tag, str) for node in body.iter()):
+        # a comment or entity would cut the text read around it (8507<!-- -->3003328 reads 8507)
+        raise ServiceUnavailable("MyCareNet sent an answer holding comments or entities")
     response = None
     version = None
     for candidate in ("2", "1"):

@@ -101,8 +101,12 @@ def der64(certificate: x509.Certificate) -> str:
 
 def certificate_from(text: str | None, what: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(base64.b64decode("".join((text or "").split()), validate=True))
+        der = base64.b64decode("".join((text or "").split()), validate=True)
     except ValueError:
+        raise SignatureInvalid(f"the {what} certificate is unreadable") from None
+    try:
+        return xmldsig.certificate(der)
+    except SignatureInvalid:
         raise SignatureInvalid(f"the {what} certificate is unreadable") from None
 
 

@@ -182,11 +182,9 @@ def verify_envelope(
         if token.getparent() is not security or token.tag != q(ns.WSSE, "BinarySecurityToken"):
             raise SignatureInvalid("the signing token is not a BinarySecurityToken of this header")
         try:
-            certificate = x509.load_der_x509_certificate(
-                base64.b64decode("".join((token.text or "").split()))
-            )
-        except ValueError:
-            raise SignatureInvalid("the BinarySecurityToken is not an X.509 certificate") from None
+            certificate = xmldsig.certificate(base64.b64decode("".join((token.text or "").split())))
+        except (ValueError, SignatureInvalid):
+            raise SignatureInvalid("the BinarySecurityToken is not a readable X.509 certificate") from None
     elif identifier is not None and identifier.get("ValueType") == ns.SAML_ID:
         assertion = xmldsig.find_by_id(root, "AssertionID", (identifier.text or "").strip())
         if assertion.getparent() is not security or holder_of_key is None:

@@ -42,13 +42,32 @@ def parse(data: bytes) -> etree._Element:
 
 
 def c14n(element: etree._Element, prefixes: Sequence[str] | None = None) -> bytes:
-    return etree.tostring(
-        element,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,
-        inclusive_ns_prefixes=list(prefixes) if prefixes else None,
-    )
+    try:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(prefixes) if prefixes else None,
+        )
+    except etree.C14NError as error:  # e.g. a relative namespace URI, which C14N cannot write
+        raise SignatureInvalid(f"the signed XML cannot be canonicalised: {error}") from None
+
+
+def certificate(der: bytes) -> Any:
+    """An X.509 certificate whose key and names can be read, or SignatureInvalid: cryptography
+    parses those lazily, and a damaged one would otherwise fail later with another error."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        loaded = x509.load_der_x509_certificate(der)
+        loaded.public_key()
+        loaded.subject.rfc4514_string()
+        loaded.issuer.rfc4514_string()
+    except (ValueError, KeyError, TypeError, UnsupportedAlgorithm):
+        raise SignatureInvalid("a certificate in the message is unreadable") from None
+    return loaded
 
 
 _DIGESTS = {ns.SHA256: hashlib.sha256, ns.SHA1: hashlib.sha1}
@@ -167,6 +186,8 @@ def verify(
     allow_sha1: bool = False,
 ) -> list[etree._Element]:
     """Check every reference's digest and the signature value; returns the signed elements."""
+    if any(not isinstance(node.tag, str) for node in signature.iter()):
+        raise SignatureInvalid("the signature holds a comment, processing instruction or entity")
     info = one(signature, q(ns.DS, "SignedInfo"))
     method = one(info, q(ns.DS, "CanonicalizationMethod")).get("Algorithm")
     if method != ns.EXC_C14N:
