@@ -88,3 +88,12 @@ def sandbox(sandbox_template: Path, mcn_home: Path):
     shutil.copytree(sandbox_template, target)
     yield Files(target)
     runtime.stop_in_process()
+
+
+@pytest.fixture
+def office(mcn, sandbox):
+    """The sandbox with a tarification office's session open."""
+    result = mcn("login", "--org", str(sandbox.ot_keystore()), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["kind"] == "ot"
+    return sandbox

@@ -19,9 +19,9 @@ from cryptography.x509.oid import NameOID
 
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.text import check_text, spreadsheet_cell, visible
-from mcn_cli.sandbox import population
 from mcn_cli.sandbox.world import ANNE, PARC
 from mcn_cli.status import ExitStatus
+from tests.test_ot import DAY, HEADER, PEOPLE
 
 ESC_CLEAR = "\x1b[2J"
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
@@ -245,19 +245,6 @@ def test_batch_csv_writer_neutralises_text_cells_only(tmp_path):
             "exit_status": "0",
         }
     ]
-
-
-TODAY = date.today()
-PEOPLE = {p.scenario: p for p in population.population(TODAY)}
-DAY = (TODAY - timedelta(days=3)).isoformat()
-HEADER = "rejection,pharmacy,niss,mutuality,member_number,date,rejection_code\n"
-
-
-@pytest.fixture
-def office(mcn, sandbox):
-    result = mcn("login", "--org", str(sandbox.ot_keystore()), "--json")
-    assert result.code == 0, result.err
-    return sandbox
 
 
 def test_ot_batch_csv_has_no_formula_and_no_raw_escape(mcn, office, tmp_path):

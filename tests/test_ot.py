@@ -19,14 +19,6 @@ DAY = (TODAY - timedelta(days=3)).isoformat()
 HEADER = "rejection,pharmacy,niss,mutuality,member_number,date,rejection_code\n"
 
 
-@pytest.fixture
-def office(mcn, sandbox):
-    result = mcn("login", "--org", str(sandbox.ot_keystore()), "--json")
-    assert result.code == 0, result.err
-    assert result.json()["kind"] == "ot"
-    return sandbox
-
-
 def records(mcn_home) -> int:
     with sqlite3.connect(mcn_home / "data" / "mcn.sqlite3") as c:
         return c.execute("SELECT COUNT(*) FROM records").fetchone()[0]
