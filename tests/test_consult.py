@@ -309,3 +309,25 @@ def test_the_answer_cap_setting_reaches_the_transport(mcn, logged_in, mcn_home):
     (mcn_home / "config.toml").write_text("max_answer_bytes = 512\n")
     result = consult(mcn, "annex-1")
     assert result.code == ExitStatus.SERVICE_UNAVAILABLE and "512" in result.err
+
+
+def test_a_failure_outside_mcns_errors_is_audited_too(mcn, logged_in, tmp_path):
+    """The request left before the trace folder failed: the audit trail still has it."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the trace folder should be")
+    result = consult(mcn, "annex-1", "--trace", str(blocked / "traces"))
+    assert result.code != 0
+    report = mcn("audit", "report", "--month", TODAY.strftime("%Y-%m"), "--json").json()
+    assert report["refused_or_failed"] == 1
+
+
+def test_the_network_down_hint_does_not_record_a_reuse(mcn, logged_in):
+    assert consult(mcn, "annex-1").code == 0
+    assert mcn("sandbox", "fault", "refused", "--times", "2").code == 0
+    assert consult(mcn, "annex-1").code == ExitStatus.SERVICE_UNAVAILABLE  # the hint looked
+    report = mcn("audit", "report", "--month", TODAY.strftime("%Y-%m"), "--json").json()
+    assert report["reuses"] == 0
+    reused = mcn("reuse", "--niss", PEOPLE["annex-1"].niss, "--date", TODAY.isoformat())
+    assert reused.code == 0, reused.err  # a pharmacist's reuse is recorded
+    report = mcn("audit", "report", "--month", TODAY.strftime("%Y-%m"), "--json").json()
+    assert report["reuses"] == 1

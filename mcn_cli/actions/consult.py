@@ -228,9 +228,10 @@ def consult(
     channel = open_channel(session, requester, settings, trace)
     try:
         answer, reference = ask(channel, patient, dispensed, user_reference, notify)
-    except McnError as error:
+    except BaseException as error:  # whatever happened, the request may have left: audit it
+        what = str(error) if isinstance(error, McnError) else type(error).__name__
         cache.record_event(
-            Event.CONSULTATION, f"failed: {error}", actor=actor, patient=patient, dispensed=dispensed
+            Event.CONSULTATION, f"failed: {what}", actor=actor, patient=patient, dispensed=dispensed
         )
         raise
     consultation = answer.consultation(datetime.now(UTC), dispensed, session.organisation, reference)

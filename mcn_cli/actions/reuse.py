@@ -20,8 +20,11 @@ class ReuseAnswer:
     record: Cached | None  # the commitment to reuse, or the one the refusal speaks of
 
 
-def find_reusable(patient: PatientId, dispensed: date, actor: Actor | None = None) -> ReuseAnswer:
-    """The latest cached commitment that covers ``dispensed``, the reuse rules applied."""
+def find_reusable(
+    patient: PatientId, dispensed: date, actor: Actor | None = None, *, audit: bool = True
+) -> ReuseAnswer:
+    """The latest cached commitment that covers ``dispensed``, the reuse rules applied. With
+    ``audit`` (a pharmacist's reuse) the reuse is recorded; a hint that only looks does not."""
     cache = cache_if_initialised()
     if cache is None:
         _, verdict = reuse_verdict([], dispensed)
@@ -32,7 +35,8 @@ def find_reusable(patient: PatientId, dispensed: date, actor: Actor | None = Non
         chosen, verdict = reuse_verdict([commitment for _, commitment in pairs], dispensed)
         record = next((r for r, commitment in pairs if commitment is chosen), None)
         outcome = "reused" if verdict.allowed else f"refused: {verdict.reason}"
-        cache.record_event(Event.REUSE, outcome, actor=actor, patient=patient, dispensed=dispensed)
+        if audit:
+            cache.record_event(Event.REUSE, outcome, actor=actor, patient=patient, dispensed=dispensed)
         return ReuseAnswer(dispensed, bool(records), verdict, record)
     finally:
         cache.db.close()

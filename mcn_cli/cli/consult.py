@@ -72,7 +72,7 @@ def _fallback_hint(patient: Any, day: date, who: str) -> str:
     from mcn_cli.actions.reuse import find_reusable
 
     try:
-        found = find_reusable(patient, day)
+        found = find_reusable(patient, day, audit=False)  # a hint, not a reuse
     except Exception as error:  # the hint must never hide the real error
         return f"mcn fallback --no-network {who} --date {day} ({error})"
     if found.verdict.allowed and found.record is not None:
