@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     SERVICE_UNAVAILABLE = 5  # network or service down: use the emergency flow (mcn fallback)
     POLICY_REFUSED = 6  # refused by the legitimate-use rules
     DATA_INTEGRITY = 7  # local data unreadable: wrong key, tampered record, broken audit chain
+    NO_DATABASE = 8  # the data folder holds no database (a mistyped MCN_HOME?): nothing was done
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -29,5 +30,6 @@ DESCRIPTIONS: dict[ExitStatus, str] = {
     ExitStatus.SERVICE_UNAVAILABLE: "service unavailable: use the emergency flow (mcn fallback)",
     ExitStatus.POLICY_REFUSED: "refused by the legitimate-use policy",
     ExitStatus.DATA_INTEGRITY: "local data integrity: wrong key, tampered record or audit chain",
+    ExitStatus.NO_DATABASE: "no local database in the data folder (check MCN_HOME); nothing was done",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -403,3 +403,25 @@ def test_a_vendor_test_rig_is_reached_through_settings_alone(mcn, sandbox, mcn_h
     )
     impostor = mcn(*login)  # the stand-in's token is not signed by the name acc expects
     assert impostor.code == ExitStatus.AUTH_NEEDED and "not by the STS" in impostor.err
+
+
+def test_login_warns_of_a_certificate_expiring_within_60_days(mcn, sandbox, mcn_home):
+    from datetime import UTC, datetime, timedelta
+
+    from mcn_cli.sandbox import pki
+    from mcn_cli.sandbox.setup import load_ca, personal_subject
+
+    ehealth = load_ca(sandbox, "ehealth")
+    soon = pki.issue(
+        personal_subject(ANNE.niss, "ANNE LAMBERT"),
+        pki.rsa_key(),
+        ehealth,
+        not_before=datetime.now(UTC) - timedelta(days=700),
+        days=730,
+    )
+    keystore = sandbox.keystores / "soon" / f"SSIN={ANNE.niss}.p12"
+    keystore.parent.mkdir(parents=True)
+    keystore.write_bytes(pki.keystore_bytes(soon, [ehealth.certificate], "mcn-sandbox"))
+    result = mcn("login", "--fallback", str(keystore))
+    assert result.code == 0, result.err
+    assert "warning: the identification certificate expires in 29 days" in result.err

@@ -241,7 +241,14 @@ class Listed:
         return None if self.not_after is None else (self.not_after - datetime.now(UTC)).days
 
     @property
+    def expired(self) -> bool:
+        return self.state == "expired"
+
+    @property
     def warning(self) -> bool:
+        """Expired, or installed and expiring within WARN_DAYS days (a revoked one is not warned of)."""
+        if self.expired:
+            return True
         return self.state == "installed" and self.days_left is not None and self.days_left < WARN_DAYS
 
 

@@ -26,3 +26,10 @@ def cache_if_initialised() -> CommitmentCache | None:
         db.close()
         return None
     return CommitmentCache(db, vault_module.unlock(db, create=False))
+
+
+def existing_database() -> Database | None:
+    """The local database when its file exists, else None: nothing is created (mcn cache purge)."""
+    if not database_file().is_file():
+        return None
+    return open_database()

@@ -4,6 +4,7 @@ token with the pharmacy's organisation certificate, keep it sealed for at most 1
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,6 +80,20 @@ def _user_name(certificate: x509.Certificate, niss: str) -> str:
     return niss
 
 
+Warn = Callable[[str], None]
+
+
+def _warn_expiry(certificate: x509.Certificate, what: str, now: datetime, warn: Warn) -> None:
+    """A warning when a certificate used to log in expires within WARN_DAYS days."""
+    from mcn_cli.actions.certificates import WARN_DAYS
+
+    left = (certificate.not_valid_after_utc - now).days
+    if left < WARN_DAYS:
+        until = certificate.not_valid_after_utc.date().isoformat()
+        advice = "request a new one (mcn cert request)"
+        warn(f"the {what} certificate expires in {left} days (on {until}): {advice}")
+
+
 def _check_validity(certificate: x509.Certificate, what: str, now: datetime) -> None:
     if certificate.not_valid_after_utc <= now:
         raise AuthenticationNeeded(
@@ -98,6 +113,7 @@ def login(
     credentials: Credentials = Credentials(),
     settings: Settings | None = None,
     trace: Path | None = None,
+    warn: Warn = lambda message: None,
 ) -> Session:
     """Open session ``name``. ``holder_niss`` (else the pharmacy_holder setting) is the NISS of
     the pharmacy's titular pharmacist, claimed and then certified by eHealth."""
@@ -126,6 +142,7 @@ def login(
     holder = load_keystore(org_path, org_password(), "org")
     now = datetime.now(UTC)
     _check_validity(holder.certificate, "organisation", now)
+    _warn_expiry(holder.certificate, "organisation", now, warn)
     office = _office_nihii(holder.certificate)
     if office is not None:
         if fallback is not None or user is not None or holder_niss is not None:
@@ -159,6 +176,7 @@ def login(
         pharmacy,
         holder_niss,
         trace,
+        warn=warn,
     )
 
 
@@ -236,12 +254,14 @@ def _as_pharmacist(
     holder_niss: str,
     trace: Path | None,
     renewing: bytes | None = None,
+    warn: Warn = lambda message: None,
 ) -> Session:
     """Identify the pharmacist (eID or fallback keystore), then open or renew the session."""
     identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials)
     try:
         now = datetime.now(UTC)
         _check_validity(identification.certificate, "identification", now)
+        _warn_expiry(identification.certificate, "identification", now, warn)
         if user and parse_niss(user, "user").value != user_niss:
             raise InvalidInput(
                 "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"

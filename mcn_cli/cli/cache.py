@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -31,8 +32,12 @@ class Text:
     purge_help = (
         "Delete what billing no longer needs: settled records, records past the maximum retention, "
         "records never invoiced after the grace period; and expired sessions. "
-        "Silent on success; made for cron."
+        "Silent on success; made for cron. A data folder without a database is an error (exit 8: "
+        "a mistyped MCN_HOME?) and nothing is created."
     )
+    if_exists_help = "Exit 0 quietly when there is no database yet (a fresh install)."
+    no_database = "no database at {path}: nothing to purge (is MCN_HOME or the data folder right?)"
+    no_database_hint = "on a fresh install with nothing cached yet, use mcn cache purge --if-exists"
     passphrase_help = "Protect the keys with a passphrase instead of a key file."
     key_file_help = "Protect the keys with a new key file (the default unless --passphrase)."
     reveal_help = "Show NISS, membership numbers and names in full."
@@ -207,17 +212,27 @@ def stats(json: Json = False) -> None:
 
 
 @app.command("purge", help=Text.purge_help)
-def purge(json: Json = False) -> None:
-    from mcn_cli.actions.local import open_database
+def purge(
+    if_exists: Annotated[bool, typer.Option("--if-exists", help=Text.if_exists_help)] = False,
+    json: Json = False,
+) -> None:
+    from mcn_cli.actions.local import existing_database
     from mcn_cli.store import cache, sessions
+    from mcn_cli.store.db import database_file
     from mcn_cli.store.settings import load
 
     settings = load()
-    with open_database() as db:
-        counts = cache.purge(
-            db, date.today(), settings.cache_retention_months, settings.uninvoiced_grace_days
-        )
-        expired_sessions = sessions.drop_expired(db)
+    db = existing_database()  # never creates one: a cron job on a mistyped MCN_HOME must hear of it
+    if db is None:
+        if not if_exists:
+            _no_database(database_file(), json)
+        counts, expired_sessions = cache.PurgeCounts(), 0
+    else:
+        with db:
+            counts = cache.purge(
+                db, date.today(), settings.cache_retention_months, settings.uninvoiced_grace_days
+            )
+            expired_sessions = sessions.drop_expired(db)
     if json:
         emit_json(
             {
@@ -228,3 +243,9 @@ def purge(json: Json = False) -> None:
                 "sessions": expired_sessions,
             }
         )
+
+
+def _no_database(path: Path, json: bool) -> NoReturn:
+    from mcn_cli.domain.errors import NoDatabase
+
+    raise NoDatabase(Text.no_database.format(path=path), hint=Text.no_database_hint)

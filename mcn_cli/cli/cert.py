@@ -30,7 +30,14 @@ class Text:
         "Install the certificate eHealth sent: check it against the key, its subject and its chain, store it "
         "under alias 'authentication', create the encryption key and the encryption token (ETK)."
     )
-    list_help = "The keystores found, with their state and days left (warning within 60 days of expiry)."
+    list_help = (
+        "The keystores found, with their state and days left; a warning on stderr for each certificate "
+        "expired or expiring within 60 days."
+    )
+    check_help = (
+        "Exit 4 (authentication needed: renew the certificate) when any certificate has expired or "
+        "expires within 60 days; for cron or monitoring."
+    )
     show_help = "One keystore's certificate in detail."
     revoke_help = "Build the revocation request (the sandbox's CA revokes at once)."
     org_help = "The pharmacy's organisation certificate (NIHII-PHARMACY)."
@@ -66,6 +73,7 @@ class Text:
     empty = "no keystore found"
     headers = ("KEYSTORE", "STATE", "HOLDER", "VALID UNTIL", "DAYS LEFT")
     expiring = "{name} expires in {days} days: request a new certificate now"
+    expired = "{name} expired on {date}: it cannot log in; request a new certificate (mcn cert request)"
     confirm = "Revoke the certificate of {name}? It can never be used again"
     revoked_now = "revoked by the sandbox's CA; the request is in {path}"
     revocation = "revocation request written to {path}: submit it with eHealth's certificate service"
@@ -233,34 +241,41 @@ def _listed_json(item: Any) -> dict[str, Any]:
 
 
 @app.command("list", help=Text.list_help)
-def list_certificates(json: Json = False) -> None:
+def list_certificates(
+    check: Annotated[bool, typer.Option("--check", help=Text.check_help)] = False,
+    json: Json = False,
+) -> None:
     from mcn_cli.actions import certificates
+    from mcn_cli.status import ExitStatus
 
     found = certificates.list_keystores()
     if json:
         emit_json([_listed_json(item) for item in found])
-        return
-    if not found:
+    elif not found:
         emit_line(Text.empty)
-        return
-    emit_table(
-        Text.headers,
-        [
-            (
-                i.keystore.name,
-                i.state,
-                i.holder.label if i.holder else "-",
-                i.not_after.date() if i.not_after else "-",
-                i.days_left if i.days_left is not None else "-",
-            )
-            for i in found
-        ],
-    )
-    for item in found:
-        if item.warning:
-            sys.stderr.write(
-                "mcn: warning: " + visible(Text.expiring.format(name=item.name, days=item.days_left)) + "\n"
-            )
+    else:
+        emit_table(
+            Text.headers,
+            [
+                (
+                    i.keystore.name,
+                    i.state,
+                    i.holder.label if i.holder else "-",
+                    i.not_after.date() if i.not_after else "-",
+                    i.days_left if i.days_left is not None else "-",
+                )
+                for i in found
+            ],
+        )
+    warned = [item for item in found if item.warning]
+    for item in warned:
+        if item.expired and item.not_after is not None:
+            text = Text.expired.format(name=item.name, date=item.not_after.date())
+        else:
+            text = Text.expiring.format(name=item.name, days=item.days_left)
+        sys.stderr.write("mcn: warning: " + visible(text) + "\n")
+    if check and warned:
+        raise typer.Exit(int(ExitStatus.AUTH_NEEDED))
 
 
 @app.command("show", help=Text.show_help)

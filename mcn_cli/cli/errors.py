@@ -11,6 +11,7 @@ from mcn_cli.domain.errors import (
     InvalidInput,
     McnError,
     NoCommitment,
+    NoDatabase,
     PolicyRefused,
     ServiceUnavailable,
 )
@@ -23,6 +24,7 @@ _STATUS: tuple[tuple[type[McnError], ExitStatus], ...] = (
     (ServiceUnavailable, ExitStatus.SERVICE_UNAVAILABLE),
     (PolicyRefused, ExitStatus.POLICY_REFUSED),
     (DataIntegrity, ExitStatus.DATA_INTEGRITY),
+    (NoDatabase, ExitStatus.NO_DATABASE),
 )
 
 KINDS: dict[ExitStatus, str] = {
@@ -33,6 +35,7 @@ KINDS: dict[ExitStatus, str] = {
     ExitStatus.SERVICE_UNAVAILABLE: "service-unavailable",
     ExitStatus.POLICY_REFUSED: "policy-refused",
     ExitStatus.DATA_INTEGRITY: "data-integrity",
+    ExitStatus.NO_DATABASE: "no-database",
 }
 
 

@@ -131,6 +131,7 @@ def login(
             holder_niss=holder,
             credentials=credentials,
             trace=trace,
+            warn=lambda message: sys.stderr.write(f"mcn: warning: {message}\n"),
         )
     if trace is not None:
         sys.stderr.write(f"mcn: {Text.trace_warning}\n")

@@ -54,3 +54,8 @@ class PolicyRefused(McnError):
 
 class DataIntegrity(McnError):
     """Local data is unreadable: a wrong key, a tampered record or a broken audit chain."""
+
+
+class NoDatabase(McnError):
+    """The data folder holds no database where one was expected (a mistyped MCN_HOME, a cron job
+    pointed at the wrong folder): nothing is created, nothing is done."""

@@ -2,73 +2,182 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mcn_cli.domain.commitment import DEFAULT_COMMITMENT_DAYS
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.text import first_control
 from mcn_cli.store import paths
 
 
 @dataclass(frozen=True)
 class Settings:
+    # Every setting's allowed values ("Range:") are checked by load() when the config is read;
+    # outside them mcn stops with exit 2 naming the setting. The ranges are in RANGES below.
+    #
     # Maximum length of a payment commitment's coverage after its start (pharmacists' convention).
+    # Range: 0..90 days.
     commitment_days: int = DEFAULT_COMMITMENT_DAYS
     # The longest any cache record is kept, counted from the end of its dispensing month: a
     # claim for payment lapses two years after the end of the month of the dispensing (law
     # on compulsory health insurance coordinated 14 July 1994, art. 174), so after that no
-    # invoice or rejection can need the commitment.
+    # invoice or rejection can need the commitment. Range: 24..60 months (never less than the
+    # two years a claim may still come; never more than billing could need).
     cache_retention_months: int = 24
     # An open record (never invoiced) is removed this many days after its coverage ended: the
     # OTFS file of a month leaves early the next month, so it missed two monthly runs.
+    # Range: 31..365 days (at least one monthly run after the coverage ended).
     uninvoiced_grace_days: int = 60
     # Which eHealth environment: sandbox (built in, the default), acc or prod. MCN_ENV or --env
-    # override it.
+    # override it. Range: sandbox, acc or prod.
     env: str = "sandbox"
     # The eID middleware's PKCS#11 module (default: libbeidpkcs11 for this OS; SoftHSM in the sandbox).
+    # Range: empty or a path (for every path below: at most 4096 characters, no control character).
     pkcs11_module: str = ""
     # The pharmacy's organisation keystore (NIHII-PHARMACY=....p12), used as holder-of-key.
+    # Range: empty or a path.
     org_keystore: str = ""
     # NISS of the pharmacy's titular pharmacist (the holder), claimed at login and certified by
     # eHealth; --holder overrides it. Needed in acc/prod (the sandbox knows its pharmacies).
+    # Range: empty or a NISS (11 digits, right check digits).
     pharmacy_holder: str = ""
     # Which STS protocol: "wstrust" (WS-Trust 1.3, what eHealth's clients use today; needed for
     # an EC holder-of-key key) or "saml" (the SAML 1.1 samlp:Request service).
+    # Range: wstrust or saml.
     sts_protocol: str = "wstrust"
     # Service addresses; empty means eHealth's own for acc/prod (a test rig may point elsewhere).
+    # Range: empty or an https:// address (at most 2048 characters).
     sts_url: str = ""
     insurability_url: str = ""
-    # Extra CA certificates (PEM) trusted for HTTPS, added to the system's.
+    # Extra CA certificates (PEM) trusted for HTTPS, added to the system's. Range: empty or a path.
     tls_ca_bundle: str = ""
     # Tokens are believed when their signer chains to these CA certificates (PEM; default: the
     # eHealth CAs shipped with mcn) and is named CN=<sts_signer> (default: eHealth's STS name for
     # the environment). No single certificate is pinned: eHealth rotates its STS signer.
+    # Range: sts_trust_anchors empty or a path; sts_signer at most 256 characters, no control
+    # character.
     sts_trust_anchors: str = ""
     sts_signer: str = ""
     # Sent as the From header to eHealth (a contact address for the software vendor's support).
+    # Range: empty or an e-mail address (at most 254 characters).
     contact_email: str = ""
-    # Seconds to wait for eHealth or MyCareNet before falling back.
+    # Seconds to wait for eHealth or MyCareNet before falling back. Range: 1..300 seconds.
     timeout_seconds: int = 20
     # Largest answer accepted from eHealth or MyCareNet, in bytes, both as sent and once
     # decompressed (default 4 MiB; real answers are a few KiB): a larger one is a service failure.
+    # Range: 512..67108864 bytes (64 MiB).
     max_answer_bytes: int = 4 * 1024 * 1024
     # The software package's name and the licence MyCareNet issued to it (the password may come
     # from MCN_LICENSE_PASSWORD instead). The sandbox has its own.
+    # Range: package_name 1..100 characters; the licence's at most 256; no control character.
     package_name: str = "mcn"
     license_username: str = ""
     license_password: str = ""
     # Write every request (exactly as sent, plus a copy with the licence redacted) and answer
-    # envelope to this folder (support traces; off when empty).
+    # envelope to this folder (support traces; off when empty). Range: empty or a path.
     trace_dir: str = ""
     # Legitimate use: refuse a consultation past this many different patients within this many
     # minutes for one pharmacy (systematic consultation is forbidden, brochure 7.2).
+    # Range: burst_patients 1..200, burst_minutes 1..1440 (a day), and at most 10 patients a
+    # minute (burst_patients <= 10 x burst_minutes): the guard cannot be switched off.
     burst_patients: int = 40
     burst_minutes: int = 10
     # Where mcn cert keeps keystores and requests (default: keystores/ in the data folder).
+    # Range: empty or a path.
     keystore_dir: str = ""
     # Extra trusted root certificates (PEM) for mcn cert install: eHealth's roots for acc/prod.
+    # Range: empty or a path.
     ca_certificates: str = ""
+
+
+@dataclass(frozen=True)
+class Between:
+    """A whole number from ``low`` to ``high``, both included."""
+
+    low: int
+    high: int
+    unit: str
+
+    def describe(self) -> str:
+        return f"{self.low}..{self.high} {self.unit}"
+
+    def allows(self, value: object) -> bool:
+        return isinstance(value, int) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class OneOf:
+    choices: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+    def allows(self, value: object) -> bool:
+        return value in self.choices
+
+
+@dataclass(frozen=True)
+class Form:
+    """Text of at most ``longest`` characters without control characters, matching ``pattern``
+    (``empty`` allows ""); ``secret`` values are never repeated in a message."""
+
+    what: str
+    longest: int
+    pattern: str = r".*"
+    empty: bool = True
+    secret: bool = False
+
+    def describe(self) -> str:
+        return (
+            f"empty or {self.what}" if self.empty else self.what
+        ) + f" (at most {self.longest} characters)"
+
+    def allows(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if value == "":
+            return self.empty
+        return (
+            len(value) <= self.longest
+            and first_control(value) is None
+            and re.fullmatch(self.pattern, value, re.DOTALL) is not None
+        )
+
+
+PATH = Form("a path", 4096)
+URL = Form("an https:// address", 2048, r"https://[^\s/?#]+[^\s]*")
+LICENCE = Form("text", 256, secret=True)
+
+RANGES: dict[str, Between | OneOf | Form] = {
+    "commitment_days": Between(0, 90, "days"),
+    "cache_retention_months": Between(24, 60, "months"),
+    "uninvoiced_grace_days": Between(31, 365, "days"),
+    "env": OneOf(("sandbox", "acc", "prod")),
+    "pkcs11_module": PATH,
+    "org_keystore": PATH,
+    "pharmacy_holder": Form("a NISS (11 digits)", 20),
+    "sts_protocol": OneOf(("wstrust", "saml")),
+    "sts_url": URL,
+    "insurability_url": URL,
+    "tls_ca_bundle": PATH,
+    "sts_trust_anchors": PATH,
+    "sts_signer": Form("a name", 256),
+    "contact_email": Form("an e-mail address", 254, r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
+    "timeout_seconds": Between(1, 300, "seconds"),
+    "max_answer_bytes": Between(512, 64 * 1024 * 1024, "bytes"),
+    "package_name": Form("a name", 100, empty=False),
+    "license_username": LICENCE,
+    "license_password": LICENCE,
+    "trace_dir": PATH,
+    "burst_patients": Between(1, 200, "patients"),
+    "burst_minutes": Between(1, 1440, "minutes"),
+    "keystore_dir": PATH,
+    "ca_certificates": PATH,
+}
+BURST_RATE = 10  # at most this many different patients a minute, on average over the window
 
 
 RETIRED = {
@@ -96,4 +205,39 @@ def load(path: Path | None = None) -> Settings:
         if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
             raise InvalidInput("config", "type", f"{path}: {key} must be a {expected.__name__}")
         values[name] = value
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    check_ranges(settings, path)
+    return settings
+
+
+def _out_of_range(path: Path | None, name: str, rule: Between | OneOf | Form, value: object) -> InvalidInput:
+    where = f"{path}: " if path is not None else ""
+    shown = "" if isinstance(rule, Form) and rule.secret else f", got {value!r}"
+    return InvalidInput(name, "range", f"{where}{name} must be {rule.describe()}{shown}")
+
+
+def check_ranges(settings: Settings, path: Path | None = None) -> None:
+    """InvalidInput (exit 2) naming the first setting outside its range (see RANGES)."""
+    for name, rule in RANGES.items():
+        value = getattr(settings, name)
+        if not rule.allows(value):
+            raise _out_of_range(path, name, rule, value)
+    if settings.pharmacy_holder:
+        from mcn_cli.domain.identifiers import parse_niss
+
+        try:
+            parse_niss(settings.pharmacy_holder, "pharmacy_holder")
+        except InvalidInput as error:
+            where = f"{path}: " if path is not None else ""
+            raise InvalidInput(
+                "pharmacy_holder", "range", f"{where}pharmacy_holder must be empty or a NISS: {error.detail}"
+            ) from None
+    if settings.burst_patients > BURST_RATE * settings.burst_minutes:
+        where = f"{path}: " if path is not None else ""
+        raise InvalidInput(
+            "burst_patients",
+            "range",
+            f"{where}burst_patients must be at most {BURST_RATE} x burst_minutes "
+            f"({BURST_RATE * settings.burst_minutes}), got {settings.burst_patients}: "
+            "a wider limit would switch the legitimate-use guard off",
+        )
