@@ -654,3 +654,27 @@ def test_cert_install_refuses_a_special_file_as_keystore(mcn, sandbox, tmp_path,
     result = install(mcn, Path(requested["issued"]), PASSWORD, "--keystore", str(special))
     assert time.perf_counter() - start < 2
     assert result.code == ExitStatus.BAD_INPUT and result.err.count("\n") == 1, result.err
+
+
+def test_an_rsa_key_with_lopsided_primes_is_refused_before_openssl_tests_them():
+    """OpenSSL tests both primes of a key it loads: a 4094-bit prime with q = 3 costs seconds a key
+    whatever the password (a keystore without MAC). Real keys have primes of half the modulus."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    big = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers().p
+    lopsided = keys.RSAPrivateKey(
+        {
+            "version": 0,
+            "modulus": big * 3,
+            "public_exponent": 65537,
+            "private_exponent": 1,
+            "prime1": big,
+            "prime2": 3,
+            "exponent1": 1,
+            "exponent2": 1,
+            "coefficient": 1,
+        }
+    )
+    info = keys.PrivateKeyInfo.wrap(lopsided, "rsa")
+    bag = pkcs12.SafeBag({"bag_id": "key_bag", "bag_value": info}).dump()
+    unreadable(pfx(plain_safe(safe_contents(bag)), mac_iterations=None), "malformed")

@@ -71,3 +71,10 @@ def test_an_unknown_path_and_a_broken_connection(server, sandbox, capfd):
         raw.sendall(b"not TLS at all\r\n\r\n")  # a broken handshake
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_a_client_that_never_starts_tls_does_not_block_the_others(server, sandbox):
+    host, port = server.httpd.server_address[:2]
+    with socket.create_connection((host, port), timeout=5):  # connected, silent
+        answer = exchange(server, sandbox, b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n")
+        assert answer.split(b" ")[1] == b"404"

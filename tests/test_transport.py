@@ -438,6 +438,30 @@ def test_the_default_cap_holds_too(serve):
     within_memory(server.url(), "over max_answer_bytes (4 MiB", limit=transport.DEFAULT_MAX_ANSWER_BYTES)
 
 
+def test_an_answer_in_one_byte_chunks_costs_no_more_than_its_size(serve):
+    """Each piece read is appended to one buffer: a list of a million 1-byte objects would cost
+    some 50 times the cap."""
+    cap = 64 * 1024
+    tiny = b"".join(b"1\r\na\r\n" for _ in range(cap + 1))
+    server = serve(answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
+    within_memory(server.url(), "sent an answer over max_answer_bytes (65536 bytes; HTTP 200)", limit=cap)
+
+
+def test_many_tiny_gzip_members_do_not_outlast_the_deadline(serve):
+    members = gzip.compress(b"", 1) * 200_000  # empty members: each costs time, none adds bytes
+    server = serve(answer(http(members, "Content-Encoding: gzip")))
+    fails(server.url(), "within 1 s", timeout=DEADLINE)
+
+
+def test_a_proxy_address_in_error_never_shows_its_password(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "https://alice:s3cret@127.0.0.1:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(InvalidInput) as caught:
+        post("https://192.0.2.1/Insurability/v2")
+    assert "s3cret" not in str(caught.value) and "alice" not in str(caught.value)
+
+
 def _one_member_bomb(size: int) -> bytes:
     packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     block = bytes(1024 * 1024)

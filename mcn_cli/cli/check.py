@@ -105,6 +105,8 @@ def _mutuality(value: str) -> tuple[str, dict[str, Any]]:
 def _check(
     field: str, values: list[str], describe: Callable[[str], tuple[str, dict[str, Any]]], json: bool
 ) -> None:
+    from mcn_cli.domain.text import visible
+
     results: list[dict[str, Any]] = []
     all_valid = True
     for value in values:
@@ -113,7 +115,9 @@ def _check(
         except InvalidInput as error:
             all_valid = False
             sys.stderr.write(
-                "mcn: " + Text.invalid.format(field=error.field, value=value, detail=error.detail) + "\n"
+                "mcn: "
+                + Text.invalid.format(field=error.field, value=visible(value), detail=error.detail)
+                + "\n"
             )
             results.append(
                 {

@@ -62,7 +62,7 @@ MAX_RSA_BITS = 4096
 # eHealth's keystores hold the authentication key and one encryption key per renewal, with
 # their chains: a few dozen bags. More keys than this would only cost loading time.
 MAX_BAGS = 256
-MAX_KEYS = 32
+MAX_KEYS = 8  # eHealth's keystores hold an authentication key and a few encryption keys
 
 # The digests a MAC or PBKDF2 may use (SHA-1 for legacy keystores, SHA-2 for the others).
 _HASHES = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512", "sha512_224", "sha512_256"})
@@ -590,6 +590,12 @@ def _private_key(der: bytes) -> Any:
                 raise KeystoreUnreadable(
                     "key-size", f"a key is RSA over {MAX_RSA_BITS} bits: not one mcn reads"
                 )
+        # OpenSSL tests both primes when it loads the key: a lopsided pair (a 4094-bit prime and
+        # q=3) costs seconds a key. A real key's primes are each about half the modulus.
+        half = (numbers["modulus"].native.bit_length() + 1) // 2
+        for name in ("prime1", "prime2"):
+            if abs(numbers[name].native.bit_length() - half) > 8:
+                raise KeystoreUnreadable("malformed", "a key is RSA with unbalanced primes: not a real key")
     elif algorithm == "ec":
         if info["private_key_algorithm"]["parameters"].name != "named":
             raise KeystoreUnreadable("unsupported", "a key is EC on explicit curve parameters: not read")

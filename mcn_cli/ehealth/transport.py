@@ -502,27 +502,27 @@ class _Call:
                 f"announced an answer of {length} bytes, over max_answer_bytes ({_size(self.limit)}; "
                 f"HTTP {self.status}): mcn did not read it"
             )
-        parts: list[bytes] = []
+        body = bytearray()  # one buffer: a list of tiny pieces would cost far more than their size
         left = length
         while left:
             if not self.buffer and not self.fill(sock):
                 raise self._broken(f"it ended after {length - left} of the {length} bytes it announced")
             piece = self.take(left)
             self.count(len(piece))
-            parts.append(piece)
+            body += piece
             left -= len(piece)
-        return b"".join(parts)
+        return bytes(body)
 
     def read_to_close(self, sock: Any) -> bytes:
-        parts: list[bytes] = []
+        body = bytearray()
         while self.buffer or self.fill(sock):
             piece = self.take(len(self.buffer))
             self.count(len(piece))
-            parts.append(piece)
-        return b"".join(parts)
+            body += piece
+        return bytes(body)
 
     def read_chunked(self, sock: Any) -> bytes:
-        parts: list[bytes] = []
+        body = bytearray()
         while True:
             match = _CHUNK_SIZE.fullmatch(self.line(sock, "chunk size"))
             if match is None:
@@ -538,13 +538,13 @@ class _Call:
                     raise self._broken("the connection closed inside a chunk")
                 piece = self.take(left)
                 self.count(len(piece))
-                parts.append(piece)
+                body += piece
                 left -= len(piece)
             if self.line(sock, "chunk end") not in (b"\r\n", b"\n"):
                 raise self._broken("bad chunked framing (chunk end)")
         for _ in range(_MAX_HEADERS + 1):  # trailer fields, discarded
             if self.line(sock, "trailer") in (b"\r\n", b"\n"):
-                return b"".join(parts)
+                return bytes(body)
         raise self._broken(f"more than {_MAX_HEADERS} trailer fields")
 
     def decode(self, body: bytes, headers: dict[str, list[str]]) -> bytes:
@@ -560,11 +560,12 @@ class _Call:
             )
         import zlib
 
-        parts: list[bytes] = []
+        out = bytearray()
         produced = 0
         data = body
         try:
             while True:
+                self.remaining()  # many tiny gzip members must not outlast the deadline
                 inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib header
                 while data:
                     # never more than one byte past the cap: a bomb stops here, memory bounded
@@ -575,7 +576,7 @@ class _Call:
                             f"sent an answer that decompresses to over max_answer_bytes "
                             f"({_size(self.limit)}; HTTP {self.status}): mcn stopped"
                         )
-                    parts.append(piece)
+                    out += piece
                     data = inflater.unconsumed_tail
                     if inflater.eof:
                         break
@@ -583,7 +584,9 @@ class _Call:
                     raise zlib.error("the compressed data ends early")
                 data = inflater.unused_data  # a further gzip member, or garbage
                 if not data:
-                    return b"".join(parts)
+                    return bytes(out)
+        except TimeoutError:
+            raise self.late(f"did not finish decompressing its answer (HTTP {self.status})") from None
         except zlib.error as error:
             raise self.fail(f"sent a corrupt compressed answer (HTTP {self.status}: {error})") from None
 
@@ -620,8 +623,9 @@ def _proxy_for(target: _Target) -> _Proxy | None:
     except ValueError:
         port = 0
     if parts.scheme != "http" or not parts.hostname or not port:
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never the password
         raise InvalidInput(
-            "https_proxy", "format", f"not an http://host:port proxy: {_printable(url, 120)!r}"
+            "https_proxy", "format", f"not an http://host:port proxy: {_printable(shown, 120)!r}"
         )
     authorization = None
     if parts.username is not None:

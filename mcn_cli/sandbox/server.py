@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from lxml import etree
 
@@ -197,7 +198,22 @@ def _handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+HANDSHAKE_SECONDS = 10.0
+
+
 class _QuietServer(ThreadingHTTPServer):
+    """TLS is set up in each connection's own thread, within a time limit: a client that
+    connects and never starts TLS holds its own thread, not the server's accept loop."""
+
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            request.settimeout(HANDSHAKE_SECONDS)
+            request = self.tls.wrap_socket(request, server_side=True)
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that breaks the connection (or a TLS handshake) is its own problem: no traceback."""
 
@@ -212,7 +228,7 @@ class Server:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(files.ca_cert("server"), files.ca_key("server"))
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.tls = context
         self.thread: threading.Thread | None = None
 
     @property
