@@ -10,7 +10,7 @@ from mcn_cli.domain.commitment import InsurabilityPeriod, commitment_for
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 from mcn_cli.sandbox import population
 from mcn_cli.status import ExitStatus
-from tests.conftest import REFERENCE, SANDBOX_PIN, needs_reference
+from tests.conftest import REFERENCE, ROOT, SANDBOX_PIN, needs_reference
 from tests.test_wssec import xmlsec1_verifies
 
 TODAY = date.today()
@@ -331,3 +331,29 @@ def test_the_network_down_hint_does_not_record_a_reuse(mcn, logged_in):
     assert reused.code == 0, reused.err  # a pharmacist's reuse is recorded
     report = mcn("audit", "report", "--month", TODAY.strftime("%Y-%m"), "--json").json()
     assert report["reuses"] == 1
+
+
+def test_the_burst_guard_holds_across_parallel_processes(mcn, logged_in, mcn_home):
+    """8 consultations of 8 patients at once, a limit of 3: at most 3 reach MyCareNet."""
+    import os
+    import subprocess
+    import sys
+
+    (mcn_home / "config.toml").write_text("burst_patients = 3\nburst_minutes = 10\n")
+    patients = [p.niss for p in population.population(TODAY) if p.niss and p.fault is None][:8]
+    assert len(patients) == 8
+    env = {**os.environ, "MCN_HOME": str(mcn_home)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mcn_cli", "consult", "--niss", niss],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for niss in patients
+    ]
+    codes = [run.wait(timeout=120) for run in runs]
+    assert codes.count(ExitStatus.POLICY_REFUSED) >= 5, codes
+    assert sum(1 for code in codes if code != ExitStatus.POLICY_REFUSED) <= 3, codes

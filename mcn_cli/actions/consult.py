@@ -21,13 +21,12 @@ from mcn_cli.domain.errors import (
     PolicyRefused,
     ServiceUnavailable,
 )
-from mcn_cli.domain.policy import check_burst
 from mcn_cli.domain.text import check_text
 from mcn_cli.ehealth import endpoints, insurability, traces, transport, wssec
 from mcn_cli.ehealth.insurability import Answer, Origin, Requester
-from mcn_cli.store import audit, sessions
+from mcn_cli.store import sessions
 from mcn_cli.store.audit import Actor, Event
-from mcn_cli.store.cache import CommitmentCache, patient_key
+from mcn_cli.store.cache import CommitmentCache
 from mcn_cli.store.settings import Settings, load
 
 CONNECT_ATTEMPTS = 2  # a refused connection never reached MyCareNet: one retry is safe
@@ -258,28 +257,13 @@ def _check_legitimate_use(
     actor: Actor,
     dispensed: date,
 ) -> None:
-    from datetime import timedelta
-
-    since = now - timedelta(minutes=settings.burst_minutes)
-    recent = [
-        (datetime.fromisoformat(e.at), e.patient or "")
-        for e in audit.recent(cache.db.connection, since, Event.CONSULTATION)
-        if e.pharmacy == pharmacy and not e.outcome.startswith("refused")
-    ]
-    try:
-        check_burst(
-            recent,
-            patient_key(cache.vault, patient)[1],
-            now,
-            limit=settings.burst_patients,
-            minutes=settings.burst_minutes,
-        )
-    except PolicyRefused:
-        cache.record_event(
-            Event.CONSULTATION,
-            "refused: burst of patients",
-            actor=actor,
-            patient=patient,
-            dispensed=dispensed,
-        )
-        raise
+    """Checked and recorded in one write transaction: parallel consultations cannot all pass."""
+    cache.claim_burst(
+        pharmacy,
+        patient,
+        now,
+        limit=settings.burst_patients,
+        minutes=settings.burst_minutes,
+        actor=actor,
+        dispensed=dispensed,
+    )

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mcn_cli.domain.errors import DataIntegrity
@@ -65,9 +65,12 @@ def _chain_mac(vault: Vault, previous: str, entry_json: str) -> str:
     return vault.mac(f"{previous}\n{entry_json}".encode())
 
 
-def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str) -> str:
-    """The user's pseudonym; the NISS itself is kept sealed so a report can name the pharmacist."""
+def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str, *, seal: bool = True) -> str:
+    """The user's pseudonym; the NISS itself is kept sealed so a report can name the pharmacist
+    (not when ``seal`` is false: the vault's data key was discarded by a rekey meanwhile)."""
     key = vault.pseudonym("user", user_niss)
+    if not seal:
+        return key
     connection.execute(
         "INSERT OR IGNORE INTO actors (key, sealed) VALUES (?, ?)",
         (key, vault.seal(user_niss.encode(), f"actor|{key}".encode())),
@@ -87,9 +90,11 @@ def append(
     rejection: str | None = None,
     record: str | None = None,
     at: datetime | None = None,
+    seal_actor: bool = True,
     **extra: Any,
 ) -> AuditEntry:
-    """Append one entry; call inside the caller's write transaction."""
+    """Append one entry; call inside the caller's write transaction. The chain's MAC uses the
+    pseudonym key only, which a rekey keeps; ``seal_actor`` false keeps the data key unused."""
     last = connection.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, previous = (1, GENESIS) if last is None else (last[0] + 1, last[1])
     actor = actor or Actor()
@@ -99,7 +104,7 @@ def append(
         event=event,
         outcome=outcome,
         pharmacy=actor.pharmacy,
-        actor=actor_key(vault, connection, actor.user_niss) if actor.user_niss else None,
+        actor=actor_key(vault, connection, actor.user_niss, seal=seal_actor) if actor.user_niss else None,
         patient=patient,
         dispensed=dispensed.isoformat() if dispensed else None,
         rejection=rejection,
@@ -130,32 +135,88 @@ class Verification:
         return not self.breaks
 
 
-def verify(vault: Vault, connection: sqlite3.Connection) -> Verification:
-    """Walk the chain; report every entry where it breaks (edited, deleted, reordered)."""
+def _parse(text: object) -> AuditEntry | None:
+    try:
+        entry = AuditEntry(**json.loads(text))  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
+    return entry
+
+
+# The shortest retention and grace the settings allow (store/settings.py): a record missing
+# from the cache is explained by ``purge`` only if even these would have deleted it.
+MIN_RETENTION_MONTHS = 24
+MIN_GRACE_DAYS = 31
+
+
+def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = None) -> Verification:
+    """Walk the chain; report every entry where it breaks (edited, deleted, reordered, unreadable),
+    then set the cache's records against it: a record row deleted outside billing and purge, or
+    one that no consultation entry accounts for, is reported too."""
     previous, expected, count = GENESIS, 1, 0
     breaks: list[Break] = []
+    consulted: dict[str, AuditEntry] = {}
+    invoiced: set[str] = set()
+    settled: set[str] = set()
     for seq, text, mac in connection.execute("SELECT seq, entry, mac FROM audit ORDER BY seq"):
         count += 1
         if seq != expected:
             breaks.append(Break(seq, f"entries {expected}..{seq - 1} are missing"))
         try:
             embedded = json.loads(text).get("seq")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             embedded = None
-        if embedded != seq:
-            breaks.append(Break(seq, "entry was moved or its sequence number changed"))
-        elif _chain_mac(vault, previous, text) != mac:
-            breaks.append(Break(seq, "entry or its predecessor was changed, removed or reordered"))
+            breaks.append(Break(seq, "entry is unreadable"))
+        else:
+            if embedded != seq:
+                breaks.append(Break(seq, "entry was moved or its sequence number changed"))
+            elif _chain_mac(vault, previous, text) != mac:
+                breaks.append(Break(seq, "entry or its predecessor was changed, removed or reordered"))
+        entry = _parse(text)
+        if entry is not None and entry.record:
+            if entry.event == Event.CONSULTATION:
+                consulted[entry.record] = entry
+            elif entry.event == Event.INVOICED:
+                invoiced.add(entry.record)
+            elif entry.event == Event.SETTLED:
+                settled.add(entry.record)
         previous, expected = mac, seq + 1
+    breaks.extend(_record_breaks(connection, consulted, invoiced, settled, today or date.today()))
     return Verification(count, previous, tuple(breaks))
 
 
+def _record_breaks(
+    connection: sqlite3.Connection,
+    consulted: dict[str, AuditEntry],
+    invoiced: set[str],
+    settled: set[str],
+    today: date,
+) -> list[Break]:
+    present = {row[0] for row in connection.execute("SELECT id FROM records")}
+    months_back = today.year * 12 + today.month - 1 - MIN_RETENTION_MONTHS
+    oldest_month = date(months_back // 12, months_back % 12 + 1, 1).isoformat()
+    stale = (today - timedelta(days=MIN_GRACE_DAYS)).isoformat()
+    breaks = []
+    for record, entry in consulted.items():
+        if record in present or record in settled:
+            continue
+        dispensed = entry.dispensed or ""
+        if dispensed < oldest_month:
+            continue  # past the longest retention: purge deleted it
+        ended = entry.extra.get("coverage_end") or dispensed
+        if record not in invoiced and ended < stale:
+            continue  # never invoiced after its coverage ended plus the grace: purge deleted it
+        breaks.append(Break(entry.seq, f"cache record {record} was deleted outside billing and purge"))
+    for record in sorted(present - consulted.keys()):
+        breaks.append(Break(0, f"cache record {record} is not in the audit trail"))
+    return breaks
+
+
 def entries(connection: sqlite3.Connection, month: str | None = None) -> Iterator[AuditEntry]:
-    for (text,) in connection.execute("SELECT entry FROM audit ORDER BY seq"):
-        try:
-            entry = AuditEntry(**json.loads(text))
-        except (ValueError, TypeError):
-            raise DataIntegrity("an audit entry is unreadable: run mcn audit verify") from None
+    for seq, text in connection.execute("SELECT seq, entry FROM audit ORDER BY seq"):
+        entry = _parse(text)
+        if entry is None:
+            raise DataIntegrity(f"audit entry {seq} is unreadable: run mcn audit verify")
         if month is None or entry.month == month:
             yield entry
 
@@ -168,10 +229,15 @@ def actor_niss(vault: Vault, connection: sqlite3.Connection, key: str) -> str | 
 
 
 def recent(connection: sqlite3.Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
-    """Entries of ``event`` at or after ``since``, newest first (reads back only as far as needed)."""
+    """Entries of ``event`` at or after ``since``, newest first (reads back only as far as needed).
+
+    An unreadable entry is skipped here (``mcn audit verify`` names it): it must not stop every
+    consultation."""
     bound = since.astimezone(UTC).isoformat(timespec="seconds")
     for (text,) in connection.execute("SELECT entry FROM audit ORDER BY seq DESC"):
-        entry = AuditEntry(**json.loads(text))
+        entry = _parse(text)
+        if entry is None or not isinstance(entry.at, str):
+            continue
         if entry.at < bound:
             return
         if entry.event == event:

@@ -5,25 +5,38 @@ its rejections handled), and settling deletes it at once. ``purge`` (keyless, fo
 removes what passed the maximum retention and what was never invoiced after a grace period.
 
 Only dates, the state, the pharmacy NIHII and keyed pseudonyms are stored in clear; they are
-bound to the encrypted answer as associated data, so changing any of them is detected.
+bound to the encrypted answer as associated data, so changing any of them is detected. The
+billing state and invoicing date are bound since schema 3 (``binding`` 2): a record sealed
+before (``binding`` 1) is accepted as it is once and re-sealed with its state by the first write
+of an unlocked cache (a consultation, a reuse, invoicing...), or by a rekey.
+
+Every write takes the database's write lock first and then checks that the vault's key is still
+the one in the database (``vault.current``): a rekey that committed meanwhile is never
+overwritten by a record sealed under the key it discarded.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 
 from mcn_cli.domain.consultation import Consultation, PatientId
-from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.errors import DataIntegrity, InvalidInput, PolicyRefused
 from mcn_cli.domain.identifiers import Member, Niss
+from mcn_cli.domain.policy import check_burst
 from mcn_cli.store import audit, codec
+from mcn_cli.store import vault as vault_module
 from mcn_cli.store.audit import Actor, Event
 from mcn_cli.store.db import Database
-from mcn_cli.store.vault import Vault
+from mcn_cli.store.vault import KeyChanged, Vault
 
 OPEN, INVOICED, SETTLED = "open", "invoiced", "settled"
+BINDING = 2  # what a record sealed now binds: see the module's docstring
+_MIGRATED = "record_binding"  # meta: every record was re-sealed with BINDING
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class Record:
     pharmacy: str
     state: str
     invoiced_at: str | None
+    binding: int
     payload: bytes
 
     @property
@@ -54,7 +68,10 @@ class Record:
             self.reusable_until,
             self.pharmacy,
         )
-        return ("mcn-record-v1|" + "|".join("" if v is None else v for v in bound)).encode()
+        if self.binding >= 2:
+            bound += (self.state, self.invoiced_at)
+        prefix = "mcn-record-v1|" if self.binding < 2 else "mcn-record-v2|"
+        return (prefix + "|".join("" if v is None else v for v in bound)).encode()
 
 
 _FIELDS = tuple(f.name for f in fields(Record))
@@ -65,6 +82,10 @@ def _record(row: Sequence[object]) -> Record:
     values = list(row)
     values[-1] = bytes(values[-1])  # type: ignore[arg-type]
     return Record(*values)  # type: ignore[arg-type]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def niss_key(vault: Vault, niss: str) -> str:
@@ -119,6 +140,39 @@ class CommitmentCache:
 
     # --- writing -------------------------------------------------------------------------
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction with the vault's key checked against the database's (a rekey may
+        have committed since it was unlocked: ``KeyChanged`` if the new key cannot be opened),
+        and records sealed before schema 3 re-sealed with their billing state."""
+        with self.db.write() as c:
+            self.vault = vault_module.current(self.db, self.vault)
+            self._migrate(c)
+            yield c
+
+    def _migrate(self, c: sqlite3.Connection) -> None:
+        if c.execute("SELECT 1 FROM meta WHERE name = ?", (_MIGRATED,)).fetchone() is not None:
+            return
+        for row in c.execute(f"SELECT {_COLUMNS} FROM records WHERE binding < ?", (BINDING,)).fetchall():
+            record = _record(row)
+            try:
+                self._reseal(c, record, self.vault, self.vault, record.state, record.invoiced_at)
+            except DataIntegrity:
+                pass  # left as it is: reading it stops with exit 7, as before
+        c.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_MIGRATED, b"2"))
+
+    @staticmethod
+    def _reseal(
+        c: sqlite3.Connection, record: Record, old: Vault, new: Vault, state: str, invoiced_at: str | None
+    ) -> None:
+        """Open ``record`` (checking it) and seal it anew, bound to the given billing state."""
+        plain = old.open(record.payload, record.aad, f"cache record {record.id}")
+        fresh = replace(record, state=state, invoiced_at=invoiced_at, binding=BINDING)
+        c.execute(
+            "UPDATE records SET state = ?, invoiced_at = ?, binding = ?, payload = ? WHERE id = ?",
+            (state, invoiced_at, BINDING, new.seal(plain, fresh.aad), record.id),
+        )
+
     def store(self, consultation: Consultation, actor: Actor | None = None, outcome: str = "answered") -> str:
         """Keep a consultation's answer and audit it; returns the record id."""
         receiver = consultation.care_receiver
@@ -144,25 +198,44 @@ class CommitmentCache:
             pharmacy=consultation.pharmacy_nihii,
             state=OPEN,
             invoiced_at=None,
+            binding=BINDING,
             payload=b"",
         )
-        record = replace(draft, payload=self.vault.seal(codec.to_json(consultation), draft.aad))
-        with self.db.write() as c:
-            c.execute(
-                f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})",
-                tuple(getattr(record, name) for name in _FIELDS),
-            )
-            audit.append(
-                self.vault,
-                c,
-                Event.CONSULTATION,
-                outcome,
-                actor=actor,
-                patient=by_niss or by_member,
-                dispensed=consultation.dispensed,
-                record=record_id,
-                at=consultation.consulted_at,
-            )
+        try:
+            with self._write() as c:
+                # sealed under the write lock, with the key the database holds now
+                record = replace(draft, payload=self.vault.seal(codec.to_json(consultation), draft.aad))
+                c.execute(
+                    f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})",
+                    tuple(getattr(record, name) for name in _FIELDS),
+                )
+                audit.append(
+                    self.vault,
+                    c,
+                    Event.CONSULTATION,
+                    outcome,
+                    actor=actor,
+                    patient=by_niss or by_member,
+                    dispensed=consultation.dispensed,
+                    record=record_id,
+                    at=consultation.consulted_at,
+                    coverage_end=draft.coverage_end,
+                )
+        except KeyChanged:
+            # the answer came, but cannot be kept under the discarded key: audit it all the same
+            with self.db.write() as c:
+                audit.append(
+                    self.vault,
+                    c,
+                    Event.CONSULTATION,
+                    f"{outcome}, not kept: the cache was rekeyed meanwhile",
+                    actor=actor,
+                    patient=by_niss or by_member,
+                    dispensed=consultation.dispensed,
+                    at=consultation.consulted_at,
+                    seal_actor=False,
+                )
+            raise
         return record_id
 
     def record_event(
@@ -177,17 +250,83 @@ class CommitmentCache:
     ) -> None:
         """Audit something that stores no answer: a refused or failed consultation, a reuse..."""
         pseudonym = patient_key(self.vault, patient)[1] if patient is not None else None
-        with self.db.write() as c:
-            audit.append(
-                self.vault,
-                c,
-                event,
-                outcome,
-                actor=actor,
-                patient=pseudonym,
-                dispensed=dispensed,
-                rejection=rejection,
-            )
+        try:
+            with self._write() as c:
+                audit.append(
+                    self.vault,
+                    c,
+                    event,
+                    outcome,
+                    actor=actor,
+                    patient=pseudonym,
+                    dispensed=dispensed,
+                    rejection=rejection,
+                )
+        except KeyChanged:  # the chain needs only the pseudonym key, which a rekey keeps
+            with self.db.write() as c:
+                audit.append(
+                    self.vault,
+                    c,
+                    event,
+                    outcome,
+                    actor=actor,
+                    patient=pseudonym,
+                    dispensed=dispensed,
+                    rejection=rejection,
+                    seal_actor=False,
+                )
+
+    def claim_burst(
+        self,
+        pharmacy: str,
+        patient: PatientId,
+        now: datetime,
+        *,
+        limit: int,
+        minutes: int,
+        actor: Actor | None = None,
+        dispensed: date | None = None,
+    ) -> None:
+        """The legitimate-use guard, atomic across processes: in one write transaction, count the
+        different patients this pharmacy consulted in the last ``minutes`` and either record this
+        consultation (so that concurrent ones count it) or audit a refusal and raise
+        ``PolicyRefused``. Recent consultation entries of the audit trail count too (those made
+        before this table existed, and any made without claiming)."""
+        key = patient_key(self.vault, patient)[1]
+        since = now - timedelta(minutes=minutes)
+        refusal: PolicyRefused | None = None
+        with self._write() as c:
+            c.execute("DELETE FROM burst WHERE at < ?", (_stamp(now - timedelta(days=1, minutes=minutes)),))
+            recent = [
+                (datetime.fromisoformat(at), who)
+                for at, who in c.execute(
+                    "SELECT at, patient FROM burst WHERE pharmacy = ? AND at >= ?", (pharmacy, _stamp(since))
+                )
+            ]
+            recent += [
+                (datetime.fromisoformat(e.at), e.patient or "")
+                for e in audit.recent(c, since, Event.CONSULTATION)
+                if e.pharmacy == pharmacy and not e.outcome.startswith("refused")
+            ]
+            try:
+                check_burst(recent, key, now, limit=limit, minutes=minutes)
+            except PolicyRefused as error:
+                refusal = error
+                audit.append(
+                    self.vault,
+                    c,
+                    Event.CONSULTATION,
+                    "refused: burst of patients",
+                    actor=actor,
+                    patient=key,
+                    dispensed=dispensed,
+                )
+            else:
+                c.execute(
+                    "INSERT INTO burst (pharmacy, patient, at) VALUES (?, ?, ?)", (pharmacy, key, _stamp(now))
+                )
+        if refusal is not None:
+            raise refusal
 
     # --- reading -------------------------------------------------------------------------
 
@@ -204,6 +343,12 @@ class CommitmentCache:
             f"SELECT {_COLUMNS} FROM records WHERE {column} = ? ORDER BY consulted_at", (key,)
         ).fetchall()
         return [self._open(_record(row)) for row in rows]
+
+    def _row(self, record_id: str) -> Record:
+        row = self.db.connection.execute(
+            f"SELECT {_COLUMNS} FROM records WHERE id = ?", (record_id,)
+        ).fetchone()
+        return _record(row)
 
     def get(self, record_id: str) -> Cached | None:
         row = self.db.connection.execute(
@@ -245,12 +390,11 @@ class CommitmentCache:
     ) -> int:
         """Mark open records as invoiced (they went on the monthly OTFS invoice)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self.db.write() as c:
+        with self._write() as c:
             chosen = self._select_ids(OPEN, month, ids)
             for record_id in chosen:
-                c.execute(
-                    "UPDATE records SET state = ?, invoiced_at = ? WHERE id = ?", (INVOICED, now, record_id)
-                )
+                # re-sealed with its new state (which checks the record first)
+                self._reseal(c, self._row(record_id), self.vault, self.vault, INVOICED, now)
                 audit.append(self.vault, c, Event.INVOICED, "invoiced", actor=actor, record=record_id)
         return len(chosen)
 
@@ -258,9 +402,10 @@ class CommitmentCache:
         self, month: tuple[int, int] | None = None, ids: Iterable[str] = (), actor: Actor | None = None
     ) -> int:
         """Settle invoiced records (accepted, or rejections handled): they are deleted at once."""
-        with self.db.write() as c:
+        with self._write() as c:
             chosen = self._select_ids(INVOICED, month, ids)
             for record_id in chosen:
+                self._open(self._row(record_id))  # its state must be the one sealed: invoiced
                 c.execute("DELETE FROM records WHERE id = ?", (record_id,))
                 audit.append(
                     self.vault, c, Event.SETTLED, "settled and deleted", actor=actor, record=record_id
@@ -275,9 +420,9 @@ class CommitmentCache:
         count = 0
         for row in c.execute(f"SELECT {_COLUMNS} FROM records").fetchall():
             record = _record(row)
-            plain = old.open(record.payload, record.aad, f"cache record {record.id}")
-            c.execute("UPDATE records SET payload = ? WHERE id = ?", (new.seal(plain, record.aad), record.id))
+            self._reseal(c, record, old, new, record.state, record.invoiced_at)  # bound to its state
             count += 1
+        c.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_MIGRATED, b"2"))
         for key, sealed in c.execute("SELECT key, sealed FROM actors").fetchall():
             aad = f"actor|{key}".encode()
             c.execute(

@@ -15,7 +15,7 @@ from pathlib import Path
 from mcn_cli.domain.errors import DataIntegrity
 from mcn_cli.store import paths
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -53,7 +53,18 @@ CREATE TABLE IF NOT EXISTS audit (
     entry TEXT NOT NULL,
     mac TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS burst (
+    pharmacy TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS burst_at ON burst (pharmacy, at);
 """
+
+# Schema 3: ``records.binding`` says what a record's seal covers (1: its row without the billing
+# state, as sealed before schema 3; 2: also its state and invoicing date), and ``burst`` holds
+# the consultations the legitimate-use guard counts (checked and recorded in one transaction).
+_ADDED_COLUMNS = (("records", "binding", "INTEGER NOT NULL DEFAULT 1"),)
 
 
 def database_file() -> Path:
@@ -93,10 +104,16 @@ class Database:
         version = c.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             with self.write():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
-                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                # another process may have upgraded it meanwhile: look again under the write lock
+                if c.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            c.execute(statement)
+                    for table, column, kind in _ADDED_COLUMNS:
+                        present = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+                        if column not in present:
+                            c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version > SCHEMA_VERSION:
             raise DataIntegrity(f"local database {self.path} comes from a newer mcn (schema {version})")
 

@@ -50,8 +50,12 @@ def _aad(name: str, expires: str) -> bytes:
 
 
 def save(db: Database, vault: Vault, session: Session) -> None:
-    sealed = vault.seal(json.dumps(asdict(session)).encode(), _aad(session.name, session.expires))
+    """Sealed under the write lock with the current key: a rekey meanwhile cannot strand it."""
+    from mcn_cli.store.vault import current
+
     with db.write() as c:
+        vault = current(db, vault)
+        sealed = vault.seal(json.dumps(asdict(session)).encode(), _aad(session.name, session.expires))
         c.execute(
             "INSERT OR REPLACE INTO sessions (name, expires_at, sealed) VALUES (?, ?, ?)",
             (session.name, session.expires, sealed),

@@ -10,7 +10,9 @@ Two keys live wrapped (AES-256-GCM) in the database's ``meta`` table:
 They are wrapped by a key-encryption key that is either a random key in a key file (owner-only,
 mode 0600) or derived with scrypt from a passphrase. ``rekey`` draws a new data key and
 re-encrypts everything under it; the pseudonym key stays, so the audit trail's pseudonyms and
-chain remain comparable across rekeys.
+chain remain comparable across rekeys. A vault remembers the wrapped keys it was unlocked from:
+``current``, called under the database's write lock before sealing, notices a rekey that
+committed since and unlocks the new keys (or refuses), so nothing is sealed under a discarded key.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput
@@ -67,6 +69,8 @@ class Vault:
 
     data_key: bytes
     pseudonym_key: bytes
+    # the wrapped-keys blob this vault was unlocked from: its generation (see ``current``)
+    wrapped: bytes = field(default=b"", compare=False, repr=False)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
@@ -188,7 +192,7 @@ def _unwrap(kek: bytes, blob: bytes) -> Vault:
         keys = _aesgcm(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _WRAP_AAD)
     except (_invalid_tag(), ValueError):
         raise DataIntegrity("wrong cache key or passphrase: the vault cannot be opened") from None
-    return Vault(keys[:KEY_BYTES], keys[KEY_BYTES:])
+    return Vault(keys[:KEY_BYTES], keys[KEY_BYTES:], blob)
 
 
 def _meta(db: Database, name: str) -> bytes | None:
@@ -200,11 +204,13 @@ def _new_protection(use_passphrase: bool) -> Protection:
     return Protection("passphrase", secrets.token_bytes(16)) if use_passphrase else Protection("file")
 
 
-def _store_wrapped(db: Database, protection: Protection, kek: bytes, vault: Vault) -> None:
+def _store_wrapped(db: Database, protection: Protection, kek: bytes, vault: Vault) -> bytes:
+    blob = _wrap(kek, vault)
     db.connection.execute(
         "INSERT OR REPLACE INTO meta (name, value) VALUES ('protection', ?), ('wrapped_keys', ?)",
-        (protection.to_json().encode(), _wrap(kek, vault)),
+        (protection.to_json().encode(), blob),
     )
+    return blob
 
 
 def is_initialised(db: Database) -> bool:
@@ -237,8 +243,8 @@ def initialise(db: Database, *, use_passphrase: bool, passphrase: Passphrase = e
             raise InvalidInput(
                 "cache", "initialised", "the cache is already initialised (use mcn cache rekey)"
             )
-        _store_wrapped(db, protection, kek, vault)
-    return vault
+        blob = _store_wrapped(db, protection, kek, vault)
+    return Vault(vault.data_key, vault.pseudonym_key, blob)
 
 
 def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: bool = True) -> Vault:
@@ -260,9 +266,41 @@ def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: boo
     except DataIntegrity:
         if protection.kind == "file" and pending.exists():  # a rekey stopped before its last step
             vault = _unwrap(read_key_file(pending), blob)
-            os.replace(pending, key_file())
+            try:
+                os.replace(pending, key_file())
+            except FileNotFoundError:  # the rekeying process moved it meanwhile
+                pass
             return vault
         raise
+
+
+class KeyChanged(DataIntegrity):
+    """The cache was rekeyed since this vault was unlocked, and the new key cannot be opened here."""
+
+
+def current(db: Database, vault: Vault, *, passphrase: Passphrase = env_passphrase) -> Vault:
+    """The vault to seal with now; call inside a write transaction (which excludes a rekey).
+
+    A rekey that committed since ``vault`` was unlocked discarded its data key: whatever this
+    process would seal with it could never be read again. The keys are then unlocked anew
+    (a key file, or the passphrase from the environment); when that is impossible ``KeyChanged``
+    is raised, so nothing is sealed under a discarded key.
+    """
+    if not vault.wrapped:
+        return vault
+    blob = _meta(db, "wrapped_keys")
+    if blob == vault.wrapped:
+        return vault
+    try:
+        fresh = unlock(db, passphrase=passphrase, create=False)
+    except (DataIntegrity, AuthenticationNeeded, InvalidInput):
+        fresh = None
+    if fresh is None or fresh.pseudonym_key != vault.pseudonym_key:
+        raise KeyChanged(
+            "the cache was rekeyed while this command ran and its new key cannot be opened here: "
+            "nothing was sealed under the discarded key; run the command again"
+        )
+    return fresh
 
 
 def rekey(
@@ -294,6 +332,9 @@ def rekey(
             pending.unlink(missing_ok=True)
         raise
     if pending is not None:
-        os.replace(pending, key_file())
+        try:
+            os.replace(pending, key_file())
+        except FileNotFoundError:  # a process that unlocked meanwhile already moved it in place
+            pass
     elif key_file().exists():
         key_file().unlink()  # the passphrase replaces the key file: do not leave a useless secret
