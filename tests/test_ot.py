@@ -119,7 +119,8 @@ def test_batch_with_a_malformed_row_and_a_fault(mcn, office, mcn_home, tmp_path)
     csv_file.write_text(HEADER + "\n".join(lines) + "\n")
     out = tmp_path / "results.csv"
     result = mcn("ot", "batch", str(csv_file), "--output", str(out))
-    assert result.code == ExitStatus.BAD_INPUT  # the first failing line (3) is malformed
+    # the worst line: the insurer's failure (5) is worse than a malformed line (2) or a refusal (6)
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE
     assert "line 3:" in result.err and "line 5:" in result.err and "line 7:" in result.err
     assert result.out == ""
     import csv
@@ -151,7 +152,9 @@ def test_batch_all_good_exit_0_and_json_lines(mcn, office, tmp_path):
     csv_file = tmp_path / "sample.csv"
     csv_file.write_text(sample.out)
     result = mcn("ot", "batch", str(csv_file), "--json", "--workers", "3")
-    assert result.code == 0, result.err
+    # no right and several insurers: exit 3, as mcn ot consult gives for the same line
+    assert result.code == ExitStatus.NO_COMMITMENT, result.err
+    assert "7 of 7 lines done" in result.err and "1 no-right" in result.err
     import json
 
     lines = [json.loads(line) for line in result.out.splitlines()]

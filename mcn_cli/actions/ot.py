@@ -3,19 +3,26 @@ insurability data were wrong, never store or reuse the answer. One at a time or 
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from mcn_cli.actions.batch_input import COLUMNS as COLUMNS
+from mcn_cli.actions.batch_input import Row
 from mcn_cli.actions.consult import Channel, ask, open_channel, outcome_of, session_cache, validate
 from mcn_cli.domain.consultation import PatientId
 from mcn_cli.domain.dates import parse_date
-from mcn_cli.domain.errors import InvalidInput, McnError, PolicyRefused
+from mcn_cli.domain.errors import (
+    AuthenticationNeeded,
+    InvalidInput,
+    McnError,
+    PolicyRefused,
+    ServiceUnavailable,
+)
 from mcn_cli.domain.identifiers import (
     Member,
     parse_membership_number,
@@ -30,7 +37,6 @@ from mcn_cli.store.audit import Actor, Event
 from mcn_cli.store.cache import CommitmentCache
 from mcn_cli.store.settings import Settings, load
 
-COLUMNS = ("rejection", "pharmacy", "niss", "mutuality", "member_number", "date", "rejection_code")
 REJECTION_MAX = 25  # the reference travels as the request's UserReference
 REJECTION_CODE_MAX = 64  # not sent anywhere: a bound for free text, as a name in a certificate
 
@@ -113,6 +119,12 @@ def consult(
 
 # --- batches -----------------------------------------------------------------------------------
 
+DEFAULT_MAX_FAILURES = 5  # consecutive service failures that stop a batch
+
+
+class RequestFailed(McnError):
+    """A request that failed outside mcn's own error types (a trace folder, a bug): exit 1."""
+
 
 @dataclass(frozen=True)
 class RowResult:
@@ -120,6 +132,8 @@ class RowResult:
     values: dict[str, str]
     result: OtResult | None = None
     error: McnError | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    sent: bool = False  # the request left the machine (and is audited)
 
 
 def _patient(values: dict[str, str]) -> PatientId:
@@ -143,7 +157,7 @@ def parse_row(values: dict[str, str]) -> Rejection:
     item = Rejection(
         reference=reference,
         patient=_patient(values),
-        dispensed=parse_date(values.get("date") or "", "date"),
+        dispensed=parse_date((values.get("date") or "").strip(), "date"),
         pharmacy=parse_pharmacy_nihii(pharmacy, "pharmacy").value if pharmacy else None,
         code=check_rejection_code(values.get("rejection_code")),
     )
@@ -151,55 +165,52 @@ def parse_row(values: dict[str, str]) -> Rejection:
     return item
 
 
-def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in ("rejection", "date") if c not in header]
-    if missing or not ({"niss"} <= set(header) or {"mutuality", "member_number"} <= set(header)):
-        raise InvalidInput(
-            "file",
-            "header",
-            f"the first line must name the columns: {','.join(COLUMNS)} "
-            f"(missing {', '.join(missing) or 'niss'})",
-        )
-    reader.fieldnames = header
-    for values in reader:
-        yield reader.line_num, {k: (v or "") for k, v in values.items() if k is not None}
+def is_service_failure(error: McnError) -> bool:
+    """A failure the next request would most likely meet too (counted for ``max_failures``)."""
+    return isinstance(error, ServiceUnavailable | AuthenticationNeeded | RequestFailed)
 
 
 @dataclass
-class BatchReport:
-    results: list[RowResult] = field(default_factory=list)
+class BatchRun:
+    """What a batch did: ``stopped`` is None (every row read), "interrupted" or "failures"."""
 
-    @property
-    def failed(self) -> list[RowResult]:
-        return [r for r in self.results if r.error is not None]
+    emitted: int = 0
+    sent: int = 0
+    stopped: str | None = None
+
+
+@dataclass
+class _Slot:
+    row: Row
+    item: Rejection | None = None
+    future: Future[Any] | None = None
+    result: RowResult | None = None
 
 
 def batch(
-    rows: Iterable[tuple[int, dict[str, str]]],
+    rows: Iterable[Row],
+    emit: Callable[[RowResult], None],
     *,
     session_name: str = sessions.DEFAULT,
     settings: Settings | None = None,
     workers: int = 4,
-    progress: Callable[[int], None] = lambda done: None,
-) -> BatchReport:
-    """Every row, ``workers`` at a time; a failing row is reported and the others go on."""
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    stop: threading.Event | None = None,
+    window: int | None = None,
+) -> BatchRun:
+    """Every row, streamed: read, sent ``workers`` at a time and handed to ``emit`` in input order
+    as soon as known (at most ``window`` rows held). A malformed row fails alone. When ``stop`` is
+    set (a signal) or ``max_failures`` service failures come in a row, nothing more is sent; the
+    requests in flight are awaited, audited and emitted. Whatever happens (an exception from
+    ``emit`` too), every request that left is audited before this returns or raises."""
     settings = settings or load()
+    stop = stop or threading.Event()
     cache = session_cache(session_name)
     session = office_session(cache, session_name)
-    report = BatchReport()
-    pending: list[tuple[int, dict[str, str], Rejection]] = []
-    for row, values in rows:
-        try:
-            pending.append((row, values, parse_row(values)))
-        except McnError as error:
-            report.results.append(RowResult(row, values, error=error))
-            if isinstance(error, PolicyRefused):
-                _audit_refusal(cache, session, values, row)
-    progress(len(report.results))
+    window = max(window or workers * 8, workers)
     channels: dict[str | None, Channel] = {}
     local = threading.local()
+    run = BatchRun()
 
     def http() -> Any:
         if not hasattr(local, "session"):  # one kept-alive connection per worker thread
@@ -208,28 +219,108 @@ def batch(
             local.session = transport.Connections()
         return local.session
 
-    def work(item: Rejection) -> tuple[Answer, str]:
-        channel = channels[item.pharmacy]
-        return ask(channel, item.patient, item.dispensed, item.reference, http=http())
+    def work(channel: Channel, item: Rejection) -> tuple[Answer, str] | BaseException:
+        try:
+            return ask(channel, item.patient, item.dispensed, item.reference, http=http())
+        except BaseException as error:  # reported (and audited) by the main thread
+            return error
 
-    for item in {p[2].pharmacy for p in pending}:
-        channels[item] = open_channel(session, Requester(item, office=session.organisation), settings, None)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(work, item): (row, values, item) for row, values, item in pending}
-        for future in as_completed(futures):
-            row, values, item = futures[future]
-            try:
-                answer, _ = future.result()
-            except McnError as error:
-                _audit(cache, session, item, f"failed: {error}")
-                report.results.append(RowResult(row, values, error=error))
-            else:
-                outcome = outcome_of(answer)
-                _audit(cache, session, item, outcome)
-                report.results.append(RowResult(row, values, OtResult(item, answer, outcome)))
-            progress(len(report.results))
-    report.results.sort(key=lambda r: r.row)
-    return report
+    def finish(slot: _Slot) -> RowResult:
+        """The answer of a request that left, audited (main thread: the database's)."""
+        assert slot.future is not None and slot.item is not None
+        outcome = slot.future.result()
+        row, item = slot.row, slot.item
+        if isinstance(outcome, BaseException):
+            error = (
+                outcome
+                if isinstance(outcome, McnError)
+                else RequestFailed(f"internal error: {type(outcome).__name__}: {outcome}")
+            )
+            _audit(cache, session, item, f"failed: {error}")
+            result = RowResult(row.line, row.values, error=error, extra=row.extra, sent=True)
+        else:
+            answer, _ = outcome
+            status = outcome_of(answer)
+            _audit(cache, session, item, status)
+            result = RowResult(
+                row.line, row.values, OtResult(item, answer, status), extra=row.extra, sent=True
+            )
+        run.sent += 1
+        slot.result = result
+        return result
+
+    pending: deque[_Slot] = deque()
+    in_flight: set[Future[Any]] = set()
+    slots: dict[Future[Any], _Slot] = {}
+    failures = 0
+    source = iter(rows)
+    exhausted = False
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        while True:
+            while (
+                not exhausted
+                and run.stopped is None
+                and not stop.is_set()
+                and len(in_flight) < workers
+                and len(pending) < window
+            ):
+                row = next(source, None)
+                if row is None:
+                    exhausted = True
+                    break
+                slot = _Slot(row)
+                pending.append(slot)
+                try:
+                    if row.error is not None:
+                        raise row.error
+                    slot.item = parse_row(row.values)
+                except McnError as error:
+                    slot.result = RowResult(row.line, row.values, error=error, extra=row.extra)
+                    if isinstance(error, PolicyRefused):
+                        _audit_refusal(cache, session, row.values, row.line)
+                    continue
+                if slot.item.pharmacy not in channels:
+                    requester = Requester(slot.item.pharmacy, office=session.organisation)
+                    channels[slot.item.pharmacy] = open_channel(session, requester, settings, None)
+                slot.future = pool.submit(work, channels[slot.item.pharmacy], slot.item)
+                in_flight.add(slot.future)
+                slots[slot.future] = slot
+            for future in [f for f in in_flight if f.done()]:
+                in_flight.discard(future)
+                result = finish(slots.pop(future))
+                assert result.error is None or isinstance(result.error, McnError)
+                if result.error is not None and is_service_failure(result.error):
+                    failures += 1
+                    if failures >= max_failures and run.stopped is None:
+                        run.stopped = "failures"
+                elif result.result is not None:
+                    failures = 0
+            while pending and pending[0].result is not None:
+                done = pending.popleft().result
+                assert done is not None
+                emit(done)
+                run.emitted += 1
+            if stop.is_set() and run.stopped is None:
+                run.stopped = "interrupted"
+            if not pending and (exhausted or run.stopped is not None):
+                return run
+            if in_flight:
+                wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+    finally:
+        # an exception (or a second signal) on the way: the requests that left are still audited
+        failure: BaseException | None = None
+        for future in list(in_flight):
+            slot = slots.pop(future)
+            future.result()  # wait for its answer (bounded by the request's timeout)
+            if slot.result is None:
+                try:
+                    finish(slot)
+                except BaseException as error:  # audit the others all the same
+                    failure = failure or error
+        pool.shutdown(wait=True, cancel_futures=True)
+        if failure is not None:
+            raise failure
 
 
 def _audit_refusal(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json as json_module
 import sys
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -16,6 +19,7 @@ from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, patie
 from mcn_cli.cli.records import consultation_json
 from mcn_cli.domain.dates import parse_date
 from mcn_cli.domain.errors import InvalidInput, NoCommitment
+from mcn_cli.status import ExitStatus
 
 
 class Text:
@@ -28,25 +32,44 @@ class Text:
     )
     consult_help = "Consult one patient for one rejected invoice line; the rejection reference is required."
     batch_help = (
-        "Consult every line of a CSV of rejections (header: rejection,pharmacy,niss,mutuality,"
-        "member_number,date,rejection_code), a few at a time; a failing line is reported with its line "
-        "number and the others go on. The exit status is that of the first failing line (0 when every "
-        "line succeeded)."
+        "Consult every line of a CSV of rejections, streamed: each result line is written as soon as it is "
+        "known, in the file's order. Columns (header line; case, accents and French/Dutch names accepted): "
+        "rejection (reference, référence, referentie), pharmacy (pharmacie, apotheek, inami, riziv), niss "
+        "(inss, insz, numéro national, rijksregisternummer), mutuality (mutualité, mutuelle, ziekenfonds), "
+        "member_number (numéro d'inscription, inschrijvingsnummer), date (datum, date de délivrance, "
+        "afleveringsdatum), rejection_code (code de rejet, weigeringscode); other columns are copied to the "
+        "results. Separator , ; or tab; UTF-8 (with or without BOM) or Windows-1252; blank rows skipped. "
+        "A failing line is reported with its line number and the others go on. Ctrl-C stops sending, waits "
+        "for the requests in flight and exits 130; rerun with the same --output (or --resume) to go on. "
+        "Exit status: the worst of the lines (1, 7, 4, 5, 6, 2, then 3 for no right, unknown or several "
+        "insurers, as mcn ot consult), 5 after --max-failures service failures in a row, 130 when "
+        "interrupted, 0 when every line has a commitment."
     )
     rejection_help = "The rejection reference of the invoice line (required; at most 25 characters)."
     date_help = "The dispensing date of the rejected line: YYYY-MM-DD or DD/MM/YYYY."
     pharmacy_help = "The NIHII of the pharmacy whose invoice was rejected."
     session_help = "The eHealth session to use."
     file_help = "The CSV file of rejections ('-' for standard input)."
-    output_help = "Write the results to this file (.csv for CSV, else JSON lines); default: standard output."
-    format_help = "csv or jsonl (default: from --output's extension, else jsonl)."
+    output_help = (
+        "Write the results to this file (owner-only); default: standard output. If it already holds "
+        "results, the lines answered there are skipped and the others appended (resume)."
+    )
+    format_help = "csv or jsonl (default: csv when --output ends in .csv, any case; else jsonl)."
+    excel_help = "Write CSV as Excel reads it in Belgium: ';'-separated, UTF-8 with BOM."
+    resume_help = "Go on with an interrupted batch: skip the lines --output already answered."
+    max_failures_help = "Stop after this many service failures in a row (exit 5; default 5)."
+    still_waiting = "stopping: waiting for the requests in flight (they are audited and written)"
+    resume_with = "resume with: {command}"
+    no_resume = "the results went to standard output: run with --output FILE to be able to resume"
+    interrupted = "interrupted"
+    too_many = "stopped after {limit} service failures in a row"
     workers_help = "How many consultations at once."
     json_help = "Print JSON (JSON lines for a batch)."
     stored = "cache"
     not_stored = "not stored (tarification office)"
     rejection = "rejection"
     outcome = "outcome"
-    summary = "{ok} of {total} lines answered, {failed} failed"
+    summary = "{done} of {total} lines done: "
     failed_row = "line {row}: {message}"
     outcomes: ClassVar[dict[str, str]] = {
         "no-right": "no right at {date}",
@@ -176,6 +199,223 @@ def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
             raise InvalidInput("output", "write", f"cannot write {output}: {error.strerror}") from None
 
 
+RESULT_FIELDS = (
+    "status",
+    "exit_status",
+    "error",
+    "first_name",
+    "last_name",
+    "ct1",
+    "ct2",
+    "third_party",
+    "coverage_start",
+    "coverage_end",
+    "payment_approval",
+    "seed",
+    "ot_check",
+    "multiple_io",
+)
+# The batch's exit status: the worst among its lines (first in this list), 130 when interrupted.
+SEVERITY = (
+    ExitStatus.ERROR,
+    ExitStatus.DATA_INTEGRITY,
+    ExitStatus.AUTH_NEEDED,
+    ExitStatus.SERVICE_UNAVAILABLE,
+    ExitStatus.POLICY_REFUSED,
+    ExitStatus.BAD_INPUT,
+    ExitStatus.NO_COMMITMENT,
+    ExitStatus.OK,
+)
+STATUSES = ("commitment", "no-right", "unknown", "multiple-insurers", "error")
+# Lines a resumed batch does not send again: answered, or refused before sending (the same
+# line would be refused again). Lines that failed on the way (exit 1, 4, 5) are retried.
+FINAL_ERRORS = (int(ExitStatus.BAD_INPUT), int(ExitStatus.POLICY_REFUSED))
+
+
+def _output_names(extra: list[str]) -> dict[str, str]:
+    """The name of each extra input column in the output (renamed only if it clashes)."""
+    taken = {"row", *ot_columns(), *RESULT_FIELDS}
+    names = {}
+    for name in extra:
+        out = name
+        while out in taken:
+            out = f"{out} (input)"
+        taken.add(out)
+        names[name] = out
+    return names
+
+
+def ot_columns() -> tuple[str, ...]:
+    from mcn_cli.actions.batch_input import COLUMNS
+
+    return COLUMNS
+
+
+def _stream_line(result: Any, names: dict[str, str]) -> dict[str, Any]:
+    line = _line(result)
+    values = {k: line.pop(k) for k in ("row", *ot_columns())}
+    extra = {names[k]: v for k, v in result.extra.items()}
+    return {**values, **extra, **line}
+
+
+class _Writer:
+    """Result lines as they come, flushed one by one (owner-only when written to a file)."""
+
+    def __init__(self, output: Path | None, form: str, excel: bool, fields: list[str], append: bool) -> None:
+        import io
+        import os
+
+        self.form = form
+        self.fields = fields
+        if output is None:
+            self.file: Any = sys.stdout
+            self.close_it = False
+        else:
+            try:
+                if output.parent and not output.parent.exists():
+                    raise FileNotFoundError(2, "No such file or directory")
+                fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.fchmod(fd, 0o600)  # it holds patient data: owner-only
+            except OSError as error:
+                raise InvalidInput("output", "write", f"cannot write {output}: {error.strerror}") from None
+            self.file = io.open(fd, "w", encoding="utf-8", newline="")  # noqa: UP020
+            self.close_it = True
+        self.writer = None
+        if form == "csv":
+            self.writer = csv.DictWriter(
+                self.file,
+                fieldnames=fields,
+                extrasaction="ignore",
+                delimiter=";" if excel else ",",
+                lineterminator="\r\n" if excel else "\n",
+            )
+            if not append:
+                if excel:
+                    self.file.write("\ufeff")  # Excel reads UTF-8 only with its BOM
+                self.writer.writeheader()
+                self.file.flush()
+
+    def write(self, line: dict[str, Any]) -> None:
+        from mcn_cli.domain.text import json_visible, spreadsheet_cell
+
+        if self.writer is not None:
+            # no cell a spreadsheet runs as a formula (= + - @, OWASP): text cells get a leading quote
+            self.writer.writerow({k: spreadsheet_cell(v) for k, v in line.items()})
+        else:
+            self.file.write(json_visible(json_module.dumps(line, ensure_ascii=False)) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.close_it:
+            self.file.close()
+
+
+@dataclass
+class _Previous:
+    """The lines an earlier run already wrote to the output file."""
+
+    lines: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    worst: set[int] = field(default_factory=set)
+    done: array[int] = field(default_factory=lambda: array("I"))
+    header: list[str] | None = None
+    separator: str = ","
+
+    def mark(self, row: int, rejection: str) -> None:
+        if row >= len(self.done):
+            self.done.extend([0] * (row + 1 - len(self.done)))
+        self.done[row] = _fingerprint(rejection)
+
+    def has(self, row: int, rejection: str, output: Path) -> bool:
+        if row >= len(self.done) or not self.done[row]:
+            return False
+        if self.done[row] != _fingerprint(rejection):
+            raise InvalidInput(
+                "output",
+                "resume",
+                f"{output} holds line {row} for another rejection: it was written for another file "
+                "(choose another --output, or remove it to start over)",
+            )
+        return True
+
+
+def _fingerprint(rejection: str) -> int:
+    import zlib
+
+    text = rejection.strip().removeprefix("'")
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) | 1
+
+
+def _previous(output: Path, form: str) -> _Previous:
+    """Read what an earlier run wrote (a cut last line is removed: it is written again)."""
+    import os
+
+    found = _Previous()
+    try:
+        size = output.stat().st_size
+    except FileNotFoundError:
+        return found
+    if size == 0:
+        return found
+    with output.open("rb+") as raw:  # a line cut by a kill: drop it (it was not complete)
+        raw.seek(max(0, size - 1))
+        if raw.read(1) != b"\n":
+            raw.seek(0)
+            end = 0
+            position = 0
+            for chunk in iter(lambda: raw.read(1 << 16), b""):
+                index = chunk.rfind(b"\n")
+                if index >= 0:
+                    end = position + index + 1
+                position += len(chunk)
+            raw.truncate(end)
+            os.fsync(raw.fileno())
+    try:
+        with output.open(encoding="utf-8-sig", newline="") as text:
+            if form == "csv":
+                first = text.readline()
+                from mcn_cli.actions.batch_input import sniff_separator
+
+                separator = found.separator = sniff_separator(first)
+                found.header = next(csv.reader([first], delimiter=separator), [])
+                records: Any = csv.DictReader(text, fieldnames=found.header, delimiter=separator)
+            else:
+                records = (json_module.loads(line) for line in text if line.strip())
+            for record in records:
+                status = str(record.get("status") or "")
+                code = int(record.get("exit_status") or 0)
+                if status == "error" and code not in FINAL_ERRORS:
+                    continue  # sent again
+                found.mark(int(record["row"]), str(record.get("rejection") or ""))
+                found.lines += 1
+                found.counts[status] += 1
+                found.worst.add(code)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as error:
+        raise InvalidInput(
+            "output", "resume", f"cannot resume from {output}: not a result file of mcn ot batch ({error})"
+        ) from None
+    return found
+
+
+def _worst(codes: Any) -> int:
+    present = set(codes)
+    for status in SEVERITY:
+        if int(status) in present:
+            return int(status)
+    return 0
+
+
+def _form(form: str | None, json: bool, output: Path | None) -> str:
+    if form is not None:
+        chosen = form.lower()
+        if chosen not in ("csv", "jsonl"):
+            raise InvalidInput("format", "choice", f"must be csv or jsonl, got {form!r}")
+        return chosen
+    if output is not None and output.suffix.lower() == ".csv":
+        return "csv"
+    return "jsonl"
+
+
 @app.command("batch", help=Text.batch_help)
 def batch(
     file: Annotated[str, typer.Argument(help=Text.file_help, show_default=False)],
@@ -183,44 +423,127 @@ def batch(
         Path | None, typer.Option("--output", "-o", help=Text.output_help, show_default=False)
     ] = None,
     form: Annotated[str | None, typer.Option("--format", help=Text.format_help, show_default=False)] = None,
+    excel: Annotated[bool, typer.Option("--excel", help=Text.excel_help)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help=Text.resume_help)] = False,
     workers: Annotated[int, typer.Option("--workers", help=Text.workers_help)] = 4,
+    max_failures: Annotated[
+        int | None, typer.Option("--max-failures", help=Text.max_failures_help, show_default=False)
+    ] = None,
     session: Session = "default",
     json: Json = False,
 ) -> None:
-    from mcn_cli.actions import ot
-    from mcn_cli.cli.errors import status_for
+    import shlex
+    import signal
+    import threading
 
-    chosen = form or (
-        "jsonl" if json else "csv" if output is not None and output.suffix == ".csv" else "jsonl"
-    )
-    if chosen not in ("csv", "jsonl"):
-        raise InvalidInput("format", "choice", f"must be csv or jsonl, got {form!r}")
+    from mcn_cli.actions import ot
+    from mcn_cli.actions.batch_input import open_source
+    from mcn_cli.domain.text import visible
+    from mcn_cli.store.settings import load
+
+    chosen = _form(form, json, output)
+    settings = load()
+    if excel and chosen != "csv":
+        if form is not None:
+            raise InvalidInput("excel", "format", "--excel writes CSV: leave out --format jsonl")
+        chosen = "csv"
     if not 1 <= workers <= 16:
         raise InvalidInput("workers", "range", "must be between 1 and 16")
+    limit = max_failures if max_failures is not None else settings.ot_max_failures
+    if not 1 <= limit <= 10000:
+        raise InvalidInput("max_failures", "range", "must be between 1 and 10000")
+    if resume and output is None:
+        raise InvalidInput("resume", "output", "--resume continues an --output file: name it")
+    source = open_source(file)
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise InvalidInput("file", "unreadable", f"cannot read {file}: {error.strerror}") from None
-    rows = list(ot.read_rows(text))
-    with _progress(len(rows)) as advance:
-        report = ot.batch(rows, session_name=session, workers=workers, progress=advance)
-    _write([_line(r) for r in report.results], output, chosen)
-    for failed in report.failed:
-        sys.stderr.write("mcn: " + Text.failed_row.format(row=failed.row, message=failed.error) + "\n")
-    if sys.stderr.isatty():
-        ok = len(report.results) - len(report.failed)
-        sys.stderr.write(
-            Text.summary.format(ok=ok, total=len(report.results), failed=len(report.failed)) + "\n"
-        )
-    if report.failed:
-        raise typer.Exit(int(status_for(report.failed[0].error)))
+        previous = _previous(output, chosen) if output is not None else _Previous()
+        names = _output_names(source.extra_names)
+        fields = ["row", *ot_columns(), *names.values(), *RESULT_FIELDS]
+        if previous.header is not None and previous.header != fields:
+            raise InvalidInput(
+                "output",
+                "resume",
+                f"{output} has other columns than this file's results: it was written for another file "
+                "(choose another --output, or remove it to start over)",
+            )
+        append = previous.header is not None if chosen == "csv" else previous.lines > 0
+        if previous.header is not None:
+            excel = previous.separator == ";"  # a resumed file keeps its own separator
+        counts: Counter[str] = Counter(previous.counts)
+        codes: set[int] = set(previous.worst)
+        done = previous.lines
+        stop = threading.Event()
+
+        def rows() -> Any:
+            for row in source.rows():
+                if output is not None and previous.has(row.line, row.values.get("rejection", ""), output):
+                    continue
+                yield row
+
+        writer = _Writer(output, chosen, excel, fields, append)
+        handlers: dict[int, Any] = {}
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop.set()  # nothing more is sent; the batch ends once the requests in flight are back
+            sys.stderr.write("mcn: " + Text.still_waiting + "\n")
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handlers[signum] = signal.signal(signum, on_signal)
+        try:
+            with _progress(source.total, done) as advance:
+
+                def emit(result: Any) -> None:
+                    nonlocal done
+                    line = _stream_line(result, names)
+                    writer.write(line)
+                    counts[line["status"]] += 1
+                    codes.add(int(line["exit_status"]))
+                    done += 1
+                    advance(done)
+                    if result.error is not None:
+                        message = Text.failed_row.format(row=result.row, message=result.error)
+                        sys.stderr.write("mcn: " + visible(message) + "\n")
+
+                run = ot.batch(
+                    rows(),
+                    emit,
+                    session_name=session,
+                    settings=settings,
+                    workers=workers,
+                    max_failures=limit,
+                    stop=stop,
+                )
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            writer.close()
+    finally:
+        source.close()
+    status = _worst(codes)
+    summary = Text.summary.format(done=done, total=source.total) + (
+        ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]) or "-"
+    )
+    if run.stopped is not None:
+        again = shlex.join(["mcn", "ot", "batch", file, "--output", str(output), "--resume"])
+        how = Text.resume_with.format(command=again) if output is not None else Text.no_resume
+        reason = Text.interrupted if run.stopped == "interrupted" else Text.too_many.format(limit=limit)
+        sys.stderr.write(visible(f"mcn: {reason}: {summary}; {how}") + "\n")
+        if run.stopped == "interrupted":
+            raise typer.Exit(int(ExitStatus.INTERRUPTED))
+        raise typer.Exit(status if status else int(ExitStatus.SERVICE_UNAVAILABLE))
+    if sys.stderr.isatty() or status != 0:
+        sys.stderr.write(f"mcn: {summary}\n")
+    if status:
+        raise typer.Exit(status)
 
 
 class _progress:
     """A progress bar on a terminal (stderr), nothing in scripts."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, done: int = 0) -> None:
         self.total = total
+        self.done = done
         self.bar: Any = None
 
     def __enter__(self) -> Any:
@@ -229,7 +552,7 @@ class _progress:
 
             self.bar = Progress(transient=True)
             self.bar.start()
-            task = self.bar.add_task("rejections", total=self.total)
+            task = self.bar.add_task("rejections", total=self.total, completed=self.done)
             return lambda done: self.bar.update(task, completed=done)
         return lambda done: None
 

@@ -85,6 +85,9 @@ class Settings:
     # minute (burst_patients <= 10 x burst_minutes): the guard cannot be switched off.
     burst_patients: int = 40
     burst_minutes: int = 10
+    # A tarification office's batch stops after this many service failures in a row (exit 5)
+    # instead of sending the rest; --max-failures overrides it. Range: 1..10000.
+    ot_max_failures: int = 5
     # Where mcn cert keeps keystores and requests (default: keystores/ in the data folder).
     # Range: empty or a path.
     keystore_dir: str = ""
@@ -174,6 +177,7 @@ RANGES: dict[str, Between | OneOf | Form] = {
     "trace_dir": PATH,
     "burst_patients": Between(1, 200, "patients"),
     "burst_minutes": Between(1, 1440, "minutes"),
+    "ot_max_failures": Between(1, 10000, "failures"),
     "keystore_dir": PATH,
     "ca_certificates": PATH,
 }
