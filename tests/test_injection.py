@@ -221,32 +221,6 @@ def test_spreadsheet_cells():
     assert spreadsheet_cell(-12) == -12 and spreadsheet_cell(None) is None
 
 
-def test_batch_csv_writer_neutralises_text_cells_only(tmp_path):
-    from mcn_cli.cli.ot import _write
-
-    out = tmp_path / "x.csv"
-    lines = [
-        {
-            "row": 2,
-            "rejection": "REJ-1",
-            "first_name": FORMULA,
-            "last_name": f"@X{ESC_CLEAR}",
-            "exit_status": 0,
-        }
-    ]
-    _write(lines, out, "csv")
-    rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert rows == [
-        {
-            "row": "2",
-            "rejection": "REJ-1",
-            "first_name": "'" + FORMULA,
-            "last_name": "'@X\\x1b[2J",
-            "exit_status": "0",
-        }
-    ]
-
-
 def test_ot_batch_csv_has_no_formula_and_no_raw_escape(mcn, office, tmp_path):
     niss = PEOPLE["annex-1"].niss
     rows = [

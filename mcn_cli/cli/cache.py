@@ -225,7 +225,7 @@ def purge(
     db = existing_database()  # never creates one: a cron job on a mistyped MCN_HOME must hear of it
     if db is None:
         if not if_exists:
-            _no_database(database_file(), json)
+            _no_database(database_file())
         counts, expired_sessions = cache.PurgeCounts(), 0
     else:
         with db:
@@ -245,7 +245,7 @@ def purge(
         )
 
 
-def _no_database(path: Path, json: bool) -> NoReturn:
+def _no_database(path: Path) -> NoReturn:
     from mcn_cli.domain.errors import NoDatabase
 
     raise NoDatabase(Text.no_database.format(path=path), hint=Text.no_database_hint)

@@ -173,32 +173,6 @@ def _line(result: Any) -> dict[str, Any]:
     }
 
 
-def _write(lines: list[dict[str, Any]], output: Path | None, form: str) -> None:
-    from mcn_cli.domain.text import json_visible, spreadsheet_cell
-    from mcn_cli.store.secure_files import write_private
-
-    if form == "csv":
-        import io
-
-        text = io.StringIO()
-        fields = list(dict.fromkeys(k for line in lines for k in line))
-        writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        # no cell a spreadsheet runs as a formula (= + - @, OWASP): text cells get a leading quote;
-        # the numbers (row, exit_status) are ints and stay as they are
-        writer.writerows({k: spreadsheet_cell(v) for k, v in line.items()} for line in lines)
-        data = text.getvalue()
-    else:
-        data = "".join(json_visible(json_module.dumps(line, ensure_ascii=False)) + "\n" for line in lines)
-    if output is None:
-        sys.stdout.write(data)
-    else:
-        try:
-            write_private(output, data.encode())  # it holds patient data: owner-only
-        except OSError as error:
-            raise InvalidInput("output", "write", f"cannot write {output}: {error.strerror}") from None
-
-
 RESULT_FIELDS = (
     "status",
     "exit_status",

@@ -250,31 +250,13 @@ class CommitmentCache:
     ) -> None:
         """Audit something that stores no answer: a refused or failed consultation, a reuse..."""
         pseudonym = patient_key(self.vault, patient)[1] if patient is not None else None
+        where = {"actor": actor, "patient": pseudonym, "dispensed": dispensed, "rejection": rejection}
         try:
             with self._write() as c:
-                audit.append(
-                    self.vault,
-                    c,
-                    event,
-                    outcome,
-                    actor=actor,
-                    patient=pseudonym,
-                    dispensed=dispensed,
-                    rejection=rejection,
-                )
+                audit.append(self.vault, c, event, outcome, **where)
         except KeyChanged:  # the chain needs only the pseudonym key, which a rekey keeps
             with self.db.write() as c:
-                audit.append(
-                    self.vault,
-                    c,
-                    event,
-                    outcome,
-                    actor=actor,
-                    patient=pseudonym,
-                    dispensed=dispensed,
-                    rejection=rejection,
-                    seal_actor=False,
-                )
+                audit.append(self.vault, c, event, outcome, seal_actor=False, **where)
 
     def claim_burst(
         self,
