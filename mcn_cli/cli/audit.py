@@ -34,7 +34,7 @@ class Text:
     headers = ("ENTRY", "WHEN (UTC)", "DISPENSED", "PATIENT", "RECORD", "OUTCOME")
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 
 

@@ -28,7 +28,7 @@ class Text:
     which = "give --month YYYY-MM or --record ID, not both"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Month = Annotated[str | None, typer.Option("--month", help=Text.month_help, show_default=False)]
 Records = Annotated[list[str] | None, typer.Option("--record", help=Text.record_help, show_default=False)]
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]

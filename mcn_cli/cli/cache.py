@@ -57,7 +57,7 @@ class Text:
     stats_title = "Cache"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 Reveal = Annotated[bool, typer.Option("--reveal", help=Text.reveal_help)]
 

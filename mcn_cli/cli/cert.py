@@ -82,7 +82,7 @@ class Text:
     need_password = "the keystore password is needed: use --password-fd N or run in a terminal"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 PasswordFd = Annotated[
     int | None, typer.Option("--password-fd", help=Text.password_fd_help, show_default=False)

@@ -45,7 +45,7 @@ class Text:
     invalid = "{field} {value}: {detail}"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 Values = Annotated[list[str], typer.Argument(help=Text.values_help, show_default=False)]
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]

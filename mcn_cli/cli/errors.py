@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from mcn_cli.cli.i18n import _, render
 from mcn_cli.cli.output import emit_json, json_written
 from mcn_cli.domain.errors import (
     AuthenticationNeeded,
@@ -46,15 +47,29 @@ def status_for(error: McnError) -> ExitStatus:
     return ExitStatus.ERROR
 
 
+def human(error: McnError) -> str:
+    """The error's message in the user's language."""
+    if isinstance(error, InvalidInput):
+        return f"{error.field}: {render(error.detail_id, error.params)}"
+    return render(error.msgid, error.params)
+
+
+def human_hint(error: McnError) -> str | None:
+    return None if error.hint_id is None else render(error.hint_id, error.params)
+
+
 def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError | None = None) -> int:
-    """One line on stderr (and a hint line when there is one); for scripts, a JSON error object on
-    stdout unless the command already printed its JSON result (which then says what went wrong)."""
+    """One line on stderr (and a hint line when there is one), in the user's language; for
+    scripts, a JSON error object on stdout (English, stable) unless the command already printed
+    its JSON result (which then says what went wrong). ``message`` is the English text (Click's
+    own messages come translated already)."""
     from mcn_cli.domain.text import visible
 
-    sys.stderr.write(f"mcn: error: {visible(message)}\n")  # messages may quote outside text
-    hint = getattr(error, "hint", None)
-    if hint:
-        sys.stderr.write(f"mcn: hint: {visible(hint)}\n")
+    shown = message if error is None else human(error)
+    sys.stderr.write(_("mcn: error: {message}").format(message=visible(shown)) + "\n")  # may quote outside text
+    hint = None if error is None else error.hint
+    if error is not None and hint:
+        sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(human_hint(error) or hint)) + "\n")
     if json_mode and not json_written():
         payload: dict[str, object] = {
             "status": int(status),

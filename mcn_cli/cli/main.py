@@ -14,16 +14,21 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from mcn_cli import __version__
-from mcn_cli.cli import output
+from mcn_cli.cli import i18n, output
 from mcn_cli.cli.errors import report, status_for
+from mcn_cli.cli.i18n import _
 from mcn_cli.domain.errors import InvalidInput, McnError
+from mcn_cli.domain.messages import N_
 from mcn_cli.status import ExitStatus
 
-HELP = (
+HELP = N_(
     "MyCareNet for Belgian pharmacies and tarification offices.\n\n"
     "Consult a patient's rights and payment commitment, work out coverage and reuse, "
     "and follow the emergency flow when the network is down."
 )
+VERSION_HELP = N_("Show the version and exit.")
+ENV_HELP = N_("eHealth environment: sandbox, acc or prod (default: MCN_ENV, config, sandbox).")
+LANG_HELP = N_("Language of the messages: fr, nl or en (default: MCN_LANG, config, locale, en).")
 
 # Commands by name, imported only when run (shell completion and scripts stay fast): the module
 # under mcn_cli.cli and either its Typer app (a command group) or its command function.
@@ -55,7 +60,7 @@ def load_command(name: str) -> Any:
     if isinstance(target, typer.Typer):
         command = typer.main.get_command(target)
     else:
-        single = typer.Typer(add_completion=False)
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
         single.command(name, help=getattr(module.Text, _HELP_TEXT.get(name, "help")))(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -75,6 +80,7 @@ app = typer.Typer(
     cls=LazyCommands,
     help=HELP,
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -90,22 +96,27 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True),
+        typer.Option("--version", "-V", help=VERSION_HELP, callback=_version, is_eager=True),
     ] = False,
-    env: Annotated[
-        str | None,
-        typer.Option(
-            "--env",
-            help="eHealth environment: sandbox, acc or prod (default: MCN_ENV, config, sandbox).",
-            show_default=False,
-        ),
-    ] = None,
+    env: Annotated[str | None, typer.Option("--env", help=ENV_HELP, show_default=False)] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help=LANG_HELP, show_default=False)] = None,
 ) -> None:
     """MyCareNet for Belgian pharmacies and tarification offices."""
     if env is not None:
         if env not in ("sandbox", "acc", "prod"):
-            raise InvalidInput("env", "choice", f"must be sandbox, acc or prod, got {env!r}")
+            raise InvalidInput("env", "choice", N_("must be sandbox, acc or prod, got {value!r}"), value=env)
         os.environ["MCN_ENV"] = env
+
+
+def root_command() -> Any:
+    """The whole program's Click command, its own texts in the user's language (the commands'
+    texts are translated when their module is imported)."""
+    command = typer.main.get_command(app)
+    command.help = _(HELP)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _(param.help)
+    return command
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +124,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     output.reset()
-    command = typer.main.get_command(app)
+    try:
+        i18n.use(i18n.choose(args))
+    except McnError as error:
+        return report(status_for(error), error.message, json_mode=json_mode, error=error)
+    args = i18n.without_lang(args)
+    command = root_command()
     try:
         result = command.main(args=args, prog_name="mcn", standalone_mode=False)
     except McnError as error:
@@ -126,12 +142,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(ExitStatus.BAD_INPUT)
     except click_exceptions.UsageError as error:
         where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
-        message = f"{error.format_message()} (see '{where} --help')"
+        message = _("{message} (see '{command} --help')").format(message=error.format_message(), command=where)
         return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
     except click_exceptions.ClickException as error:
         return report(ExitStatus.BAD_INPUT, error.format_message(), json_mode=json_mode)
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("\nmcn: interrupted\n")
+        sys.stderr.write("\n" + _("mcn: interrupted") + "\n")
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitStatus.OK)
@@ -142,6 +158,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             ExitStatus.ERROR,
             f"internal error: {type(error).__name__}: {error} (set MCN_DEBUG=1 for the traceback)",
             json_mode=json_mode,
+            error=McnError(
+                N_("internal error: {kind}: {error} (set MCN_DEBUG=1 for the traceback)"),
+                kind=type(error).__name__,
+                error=str(error),
+            ),
         )
     return int(result) if isinstance(result, int) else int(ExitStatus.OK)
 

@@ -78,7 +78,7 @@ class Text:
     }
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Session = Annotated[str, typer.Option("--session", "-s", help=Text.session_help)]
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 

@@ -56,7 +56,7 @@ class Text:
     next_steps = "next: MCN_PIN=<pin> mcn login"
 
 
-app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 
 @app.command("init", help=Text.init_help)

@@ -168,7 +168,7 @@ def logout(
     emit_result(json, {"closed": count}, Text.logged_out.format(count=count))
 
 
-app = typer.Typer(help=Text.session_help, no_args_is_help=True, add_completion=False)
+app = typer.Typer(help=Text.session_help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 
 def _open_sessions() -> list[Any]:

@@ -6,37 +6,62 @@ to one exit status (see ``mcn_cli.status``); the message names the field and the
 
 from __future__ import annotations
 
+from mcn_cli.domain.messages import english
+
 
 class McnError(Exception):
-    """Base of every error mcn reports to its user."""
+    """Base of every error mcn reports to its user.
 
-    hint: str | None = None
+    ``message`` and ``hint`` are English source text marked with ``N_`` (see
+    ``domain.messages``), with ``{name}`` placeholders filled from ``params``: the command line
+    shows them translated, ``--json`` carries the English ``message``.
+    """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    hint_id: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None, **params: object) -> None:
+        self.msgid = message
+        self.params = params
+        self.message = english(message, params)
         if hint is not None:
-            self.hint = hint
+            self.hint_id = hint
+        super().__init__(self.message)
+
+    @property
+    def hint(self) -> str | None:
+        return None if self.hint_id is None else english(self.hint_id, self.params)
+
+    @hint.setter
+    def hint(self, text: str | None) -> None:
+        self.hint_id = text
 
     def __str__(self) -> str:
         return self.message
 
 
 class InvalidInput(McnError):
-    """A value given by the user breaks a rule: ``field`` names it, ``rule`` is a stable code."""
+    """A value given by the user breaks a rule: ``field`` names it, ``rule`` is a stable code,
+    ``detail`` says what is wrong (English source text with ``{name}`` parameters)."""
 
-    def __init__(self, field: str, rule: str, detail: str) -> None:
-        super().__init__(f"{field}: {detail}")
+    def __init__(self, field: str, rule: str, detail: str, *, hint: str | None = None,
+                 **params: object) -> None:
+        super().__init__(detail, hint=hint, **params)
+        self.message = f"{field}: {self.message}"
+        self.args = (self.message,)
         self.field = field
         self.rule = rule
-        self.detail = detail
+        self.detail_id = detail
+
+    @property
+    def detail(self) -> str:
+        return english(self.detail_id, self.params)
 
 
 class NoCommitment(McnError):
     """No right at the requested date, or no payment commitment that may be used."""
 
-    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str, *, reason: str, hint: str | None = None, **params: object) -> None:
+        super().__init__(message, hint=hint, **params)
         self.reason = reason
 
 

@@ -31,6 +31,9 @@ class Settings:
     # OTFS file of a month leaves early the next month, so it missed two monthly runs.
     # Range: 31..365 days (at least one monthly run after the coverage ended).
     uninvoiced_grace_days: int = 60
+    # The language of mcn's messages: fr, nl or en (empty: the locale decides, English last).
+    # --lang and MCN_LANG override it. Range: empty, fr, nl or en.
+    lang: str = ""
     # Which eHealth environment: sandbox (built in, the default), acc or prod. MCN_ENV or --env
     # override it. Range: sandbox, acc or prod.
     env: str = "sandbox"
@@ -158,6 +161,7 @@ RANGES: dict[str, Between | OneOf | Form] = {
     "commitment_days": Between(0, 90, "days"),
     "cache_retention_months": Between(24, 60, "months"),
     "uninvoiced_grace_days": Between(31, 365, "days"),
+    "lang": OneOf(("", "fr", "nl", "en")),
     "env": OneOf(("sandbox", "acc", "prod")),
     "pkcs11_module": PATH,
     "org_keystore": PATH,
@@ -187,6 +191,18 @@ BURST_RATE = 10  # at most this many different patients a minute, on average ove
 RETIRED = {
     "sts_certificate": "tokens are now trusted by chain and name: remove it (see sts_trust_anchors)",
 }
+
+
+def configured_language() -> str:
+    """The ``lang`` setting, read alone and quickly (every start asks for it); empty when the
+    config says nothing usable of it (a broken config is reported by :func:`load`)."""
+    path = paths.config_file()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return ""
+    value = raw.get("lang", "")
+    return value if isinstance(value, str) and value in ("fr", "nl", "en") else ""
 
 
 def load(path: Path | None = None) -> Settings:
