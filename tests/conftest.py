@@ -29,6 +29,7 @@ def mcn_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith("MCN_") and name != "MCN_HOME":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MCN_LANG", "en")  # the tests read English unless they choose a language
     return home
 
 

@@ -6,7 +6,7 @@ to one exit status (see ``mcn_cli.status``); the message names the field and the
 
 from __future__ import annotations
 
-from mcn_cli.domain.messages import english
+from mcn_cli.domain.messages import Message, english
 
 
 class McnError(Exception):
@@ -38,6 +38,10 @@ class McnError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def as_message(self) -> Message:
+        """This error's text as a message, to quote it inside another one."""
+        return Message(self.msgid, self.params)
+
 
 class InvalidInput(McnError):
     """A value given by the user breaks a rule: ``field`` names it, ``rule`` is a stable code,
@@ -55,6 +59,9 @@ class InvalidInput(McnError):
     @property
     def detail(self) -> str:
         return english(self.detail_id, self.params)
+
+    def as_message(self) -> Message:
+        return Message("{field}: {detail}", {"field": self.field, "detail": Message(self.detail_id, self.params)})
 
 
 class NoCommitment(McnError):
