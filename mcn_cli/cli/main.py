@@ -64,7 +64,19 @@ def load_command(name: str) -> Any:
         single.command(name, help=getattr(module.Text, _HELP_TEXT.get(name, "help")))(target)
         command = typer.main.get_command(single)
     command.name = name
+    _whole_short_help(command)
     return command
+
+
+def _whole_short_help(command: Any) -> None:
+    """Command lists show each command's first sentence whole (Click cuts it at 45 characters
+    with "..."): set it as the short help, through the whole tree."""
+    if command.help and not command.short_help:
+        first = command.help.strip().split("\n\n")[0]
+        cut = first.find(". ")
+        command.short_help = " ".join((first if cut < 0 else first[: cut + 1]).split())
+    for sub in getattr(command, "commands", {}).values():
+        _whole_short_help(sub)
 
 
 class LazyCommands(TyperGroup):

@@ -14,6 +14,7 @@ from datetime import date
 from enum import StrEnum
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 
 _SEPARATORS = re.compile(r"[\s.\-/]")
 
@@ -21,11 +22,13 @@ _SEPARATORS = re.compile(r"[\s.\-/]")
 def _digits(field: str, value: str, length: int, *, separators: re.Pattern[str] = _SEPARATORS) -> str:
     text = separators.sub("", value.strip())
     if not text:
-        raise InvalidInput(field, "empty", "is empty")
+        raise InvalidInput(field, "empty", N_("is empty"))
     if not text.isascii() or not text.isdigit():
-        raise InvalidInput(field, "digits", f"must contain only digits, got {value.strip()!r}")
+        raise InvalidInput(field, "digits", N_("must contain only digits, got {value!r}"), value=value.strip())
     if len(text) != length:
-        raise InvalidInput(field, "length", f"must have {length} digits, got {len(text)}")
+        raise InvalidInput(
+            field, "length", N_("must have {length} digits, got {count}"), length=length, count=len(text)
+        )
     return text
 
 
@@ -64,14 +67,9 @@ def parse_niss(value: str, field: str = "niss") -> Niss:
         century = 1900
     elif _mod97_check(2_000_000_000 + body) == check:
         century = 2000
-    else:
-        expected_1900 = _mod97_check(body)
-        expected_2000 = _mod97_check(2_000_000_000 + body)
+    else:  # never say which check digits would be right: the number must come from the card
         raise InvalidInput(
-            field,
-            "check-digits",
-            f"check digits {digits[9:]} are wrong: 97 - (first 9 digits mod 97) gives "
-            f"{expected_1900:02d} (born before 2000) or {expected_2000:02d} (born 2000 or later)",
+            field, "check-digits", N_("check digits do not match: check the number on the card (eID or ISI+ card)")
         )
     yy, mm, dd = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
     counter = int(digits[6:9])
@@ -83,16 +81,23 @@ def parse_niss(value: str, field: str = "niss") -> Niss:
         bis, mm = True, mm - 40
     elif mm > 12:
         raise InvalidInput(
-            field, "month", f"month {digits[2:4]} is not a month (1-12, or 21-32 / 41-52 for BIS)"
+            field, "month", N_("month {month} is not a month (1-12, or 21-32 / 41-52 for BIS)"), month=digits[2:4]
         )
     year = century + yy
     birth: date | None = None
     if mm != 0 and dd != 0:
         if dd > calendar.monthrange(year, mm)[1]:
-            raise InvalidInput(field, "birth-date", f"birth date {year}-{mm:02d}-{dd:02d} does not exist")
+            raise InvalidInput(  # no date object: the date does not exist
+                field,
+                "birth-date",
+                N_("birth date {year}-{month}-{day} does not exist"),
+                year=str(year),
+                month=f"{mm:02d}",
+                day=f"{dd:02d}",
+            )
         birth = date(year, mm, dd)
     elif dd > 31:
-        raise InvalidInput(field, "birth-date", f"day {digits[4:6]} is not a day of a month")
+        raise InvalidInput(field, "birth-date", N_("day {day} is not a day of a month"), day=digits[4:6])
     if sex_known:
         sex = Sex.MALE if counter % 2 == 1 else Sex.FEMALE
     else:
@@ -127,12 +132,11 @@ class Nihii:
 
 
 def _check_nihii8(field: str, digits: str) -> None:
-    expected = _mod97_check(int(digits[:6]))
-    if expected != int(digits[6:8]):
+    if _mod97_check(int(digits[:6])) != int(digits[6:8]):  # never say which would be right
         raise InvalidInput(
             field,
             "check-digits",
-            f"check digits {digits[6:8]} are wrong: 97 - (first 6 digits mod 97) gives {expected:02d}",
+            N_("check digits do not match: check the NIHII number on a document from INAMI-RIZIV"),
         )
 
 
@@ -155,7 +159,9 @@ def parse_nihii(value: str, field: str = "nihii") -> Nihii:
         return parse_personal_nihii(value, field)
     if len(text) == 8 or not text.isdigit():
         return parse_pharmacy_nihii(value, field)
-    raise InvalidInput(field, "length", f"must have 8 digits (pharmacy) or 11 (person), got {len(text)}")
+    raise InvalidInput(
+        field, "length", N_("must have 8 digits (pharmacy) or 11 (person), got {count}"), count=len(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -179,13 +185,12 @@ def parse_kbo(value: str, field: str = "kbo") -> Kbo:
         text = text[2:]
     digits = _digits(field, text, 10)
     if digits[0] not in "01":
-        raise InvalidInput(field, "first-digit", f"must start with 0 or 1, got {digits[0]}")
-    expected = _mod97_check(int(digits[:8]))
-    if expected != int(digits[8:]):
+        raise InvalidInput(field, "first-digit", N_("must start with 0 or 1, got {digit}"), digit=digits[0])
+    if _mod97_check(int(digits[:8])) != int(digits[8:]):  # never say which would be right
         raise InvalidInput(
             field,
             "check-digits",
-            f"check digits {digits[8:]} are wrong: 97 - (first 8 digits mod 97) gives {expected:02d}",
+            N_("check digits do not match: check the company number in the KBO-BCE register"),
         )
     return Kbo(digits)
 
@@ -228,7 +233,9 @@ class Mutuality:
 def parse_mutuality(value: str, field: str = "mutuality") -> Mutuality:
     code = _digits(field, value, 3)
     if code not in _THROUGH_600 and (code[0] + "00") not in UNIONS:
-        raise InvalidInput(field, "insurer", f"{code} belongs to no insurer union (1xx-6xx, 9xx, 750 or 999)")
+        raise InvalidInput(
+            field, "insurer", N_("{code} belongs to no insurer union (1xx-6xx, 9xx, 750 or 999)"), code=code
+        )
     return Mutuality(code)
 
 
@@ -239,13 +246,19 @@ def parse_membership_number(value: str, field: str = "member-number") -> str:
     """The membership number at the mutuality (RegNrWithMut): at most 13 letters or digits."""
     text = _SEPARATORS.sub("", value.strip()).upper()
     if not text:
-        raise InvalidInput(field, "empty", "is empty")
+        raise InvalidInput(field, "empty", N_("is empty"))
     if not (text.isascii() and text.isalnum()):
         raise InvalidInput(
-            field, "characters", f"must contain only letters and digits, got {value.strip()!r}"
+            field, "characters", N_("must contain only letters and digits, got {value!r}"), value=value.strip()
         )
     if len(text) > MEMBERSHIP_MAX:
-        raise InvalidInput(field, "length", f"must have at most {MEMBERSHIP_MAX} characters, got {len(text)}")
+        raise InvalidInput(
+            field,
+            "length",
+            N_("must have at most {most} characters, got {count}"),
+            most=MEMBERSHIP_MAX,
+            count=len(text),
+        )
     return text
 
 
@@ -264,7 +277,9 @@ def parse_member(value: str, field: str = "mutuality") -> Member:
     """``CODE/NUMBER`` or ``CODE:NUMBER``, as written on a vignette."""
     code, sep, number = value.strip().replace(":", "/").partition("/")
     if not sep:
-        raise InvalidInput(field, "format", f"expected CODE/MEMBER-NUMBER such as 306/1234567, got {value!r}")
+        raise InvalidInput(
+            field, "format", N_("expected CODE/MEMBER-NUMBER such as 306/1234567, got {value!r}"), value=value
+        )
     return Member(parse_mutuality(code, field), parse_membership_number(number, "member-number"))
 
 
@@ -290,5 +305,7 @@ _CT = re.compile(r"^\s*(\d{3})\s*[/\-\s]\s*(\d{3})\s*$")
 def parse_entitlement(value: str, field: str = "ct1/ct2") -> Entitlement:
     match = _CT.match(value)
     if not match:
-        raise InvalidInput(field, "format", f"expected two 3-digit codes such as 110/110, got {value!r}")
+        raise InvalidInput(
+            field, "format", N_("expected two 3-digit codes such as 110/110, got {value!r}"), value=value
+        )
     return Entitlement(match.group(1), match.group(2))
