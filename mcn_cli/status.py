@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from mcn_cli.domain.messages import N_
+
 
 class ExitStatus(IntEnum):
     OK = 0
@@ -21,15 +23,16 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
+# English source text (msgids): cli/ shows _(DESCRIPTIONS[status]).
 DESCRIPTIONS: dict[ExitStatus, str] = {
-    ExitStatus.OK: "success",
-    ExitStatus.ERROR: "unexpected failure (a bug: run again with MCN_DEBUG=1 and report the traceback)",
-    ExitStatus.BAD_INPUT: "bad input or usage; nothing was sent or written",
-    ExitStatus.NO_COMMITMENT: "no right at this date, or no payment commitment may be used",
-    ExitStatus.AUTH_NEEDED: "authentication needed: no valid eHealth session (run mcn login)",
-    ExitStatus.SERVICE_UNAVAILABLE: "service unavailable: use the emergency flow (mcn fallback)",
-    ExitStatus.POLICY_REFUSED: "refused by the legitimate-use policy",
-    ExitStatus.DATA_INTEGRITY: "local data integrity: wrong key, tampered record or audit chain",
-    ExitStatus.NO_DATABASE: "no local database in the data folder (check MCN_HOME); nothing was done",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitStatus.OK: N_("success"),
+    ExitStatus.ERROR: N_("unexpected failure (a bug: run again with MCN_DEBUG=1 and report the traceback)"),
+    ExitStatus.BAD_INPUT: N_("bad input or usage; nothing was sent or written"),
+    ExitStatus.NO_COMMITMENT: N_("no right at this date, or no payment commitment may be used"),
+    ExitStatus.AUTH_NEEDED: N_("authentication needed: no valid eHealth session (run mcn login)"),
+    ExitStatus.SERVICE_UNAVAILABLE: N_("service unavailable: use the emergency flow (mcn fallback)"),
+    ExitStatus.POLICY_REFUSED: N_("refused by the legitimate-use policy"),
+    ExitStatus.DATA_INTEGRITY: N_("local data integrity: wrong key, tampered record or audit chain"),
+    ExitStatus.NO_DATABASE: N_("no local database in the data folder (check MCN_HOME); nothing was done"),
+    ExitStatus.INTERRUPTED: N_("interrupted (Ctrl-C)"),
 }

@@ -27,8 +27,15 @@ LOCALE = ROOT / "mcn_cli" / "locale"
 LANGUAGES = ("fr", "nl")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 CLICK_FILES = (
-    "_click/core.py", "_click/exceptions.py", "_click/formatting.py", "_click/parser.py",
-    "_click/types.py", "_click/utils.py", "_click/termui.py", "core.py", "main.py",
+    "_click/core.py",
+    "_click/exceptions.py",
+    "_click/formatting.py",
+    "_click/parser.py",
+    "_click/types.py",
+    "_click/utils.py",
+    "_click/termui.py",
+    "core.py",
+    "main.py",
 )
 WIDTH = 10_000  # one line per message: diffs stay readable
 
@@ -54,8 +61,9 @@ def collect() -> Catalog:
 
 def po_text(catalog: Catalog) -> bytes:
     out = io.BytesIO()
-    write_po(out, catalog, width=WIDTH, no_location=True, sort_output=True, omit_header=False,
-             ignore_obsolete=True)
+    write_po(
+        out, catalog, width=WIDTH, no_location=True, sort_output=True, omit_header=False, ignore_obsolete=True
+    )
     return out.getvalue()
 
 

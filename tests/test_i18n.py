@@ -71,7 +71,9 @@ def test_every_message_is_translated_and_keeps_its_placeholders(template, catalo
 def test_catalogues_are_current(template):
     committed = {m.id for m in catalogues.read_po((catalogues.LOCALE / "mcn.pot").open("rb")) if m.id}
     ours = {m.id for m in template if m.id and "Click (bundled in Typer)" not in m.auto_comments}
-    assert ours <= committed, f"run python3 scripts/catalogues.py: new messages {sorted(ours - committed)[:5]}"
+    assert ours <= committed, (
+        f"run python3 scripts/catalogues.py: new messages {sorted(ours - committed)[:5]}"
+    )
     for lang in LANGS:
         mo = catalogues.po_path(lang).with_suffix(".mo")
         assert mo.read_bytes() == catalogues.mo_bytes(catalogues.read(lang)), f"{mo} is stale"
@@ -190,11 +192,23 @@ def run_flow(mcn, lang: str, monkeypatch) -> tuple[str, list[str]]:
     assert mcn("login").code == 0
     both("session", "list")
     today = date.today()
-    wanted = ("annex-1", "annex-2", "annex-4", "no-right", "multiple-io", "deceased", "member-only",
-              "fault-soap", "fault-throttled")
+    wanted = (
+        "annex-1",
+        "annex-2",
+        "annex-4",
+        "no-right",
+        "multiple-io",
+        "deceased",
+        "member-only",
+        "fault-soap",
+        "fault-throttled",
+    )
     for patient in [p for p in population.population(today) if p.scenario in wanted]:
-        who = ["--niss", patient.niss] if patient.niss else ["--mutuality", patient.mutuality,
-                                                              "--member-number", patient.member]
+        who = (
+            ["--niss", patient.niss]
+            if patient.niss
+            else ["--mutuality", patient.mutuality, "--member-number", patient.member]
+        )
         day = (today + timedelta(days=patient.try_date)).isoformat()
         result = mcn("consult", *who, "--date", day)
         human.append(result.out + result.err)
@@ -202,8 +216,15 @@ def run_flow(mcn, lang: str, monkeypatch) -> tuple[str, list[str]]:
         human.append(result.out + result.err)
     both("cache", "list")
     both("check", "niss", "85073003328", "85073003329")
-    both("coverage", "--date", "2026-11-28", "--consulted", "2026-11-28",
-         "--period", "110/110:2026-01-01..2026-12-31")
+    both(
+        "coverage",
+        "--date",
+        "2026-11-28",
+        "--consulted",
+        "2026-11-28",
+        "--period",
+        "110/110:2026-01-01..2026-12-31",
+    )
     both("audit", "verify")
     human.append(mcn("--help").out)
     human.append(mcn("consult", "--help").out)
@@ -230,12 +251,18 @@ def test_machine_output_is_the_same_in_every_language(mcn, sandbox, monkeypatch,
 
     def stable(text: str) -> str:  # times, record ids and tokens differ from run to run
         text = re.sub(r"\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)?", "<time>", text)
-        return re.sub(r'"(\w*(id|seconds|left|hash|mac|chain|key|token|pharmacy|approval|seed|ot_check|reference|head)\w*)": ("[^"]*"|\d+)',
-                      r'"\1": _', text)
+        return re.sub(
+            r'"(\w*(id|seconds|left|hash|mac|chain|key|token|pharmacy|approval|seed|ot_check|reference|head)'
+            r'\w*)": ("[^"]*"|\d+)',
+            r'"\1": _',
+            text,
+        )
 
     for lang in ("fr", "nl"):
         for mine, english in zip(documents[lang], documents["en"], strict=True):
-            assert stable(mine) == stable(english), "\n".join(difflib.unified_diff(stable(english).splitlines(), stable(mine).splitlines(), lineterm=""))
+            assert stable(mine) == stable(english), "\n".join(
+                difflib.unified_diff(stable(english).splitlines(), stable(mine).splitlines(), lineterm="")
+            )
 
 
 def test_check_niss_starts_without_loading_more_than_its_catalogue():
@@ -243,9 +270,14 @@ def test_check_niss_starts_without_loading_more_than_its_catalogue():
 
     code = (
         "import sys; from mcn_cli.cli.main import run; run(['check', 'niss', '85073003328']);"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('babel', 'rich', 'cryptography', 'lxml')))"
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('babel', 'rich', 'cryptography', 'lxml')))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"MCN_LANG": "fr", "PATH": "/usr/bin:/bin", "MCN_HOME": str(Path("/nonexistent"))})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"MCN_LANG": "fr", "PATH": "/usr/bin:/bin", "MCN_HOME": str(Path("/nonexistent"))},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("[]"), result.stdout

@@ -7,6 +7,7 @@ import pytest
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.identifiers import (
     Sex,
+    insurer_name,
     parse_entitlement,
     parse_kbo,
     parse_member,
@@ -35,13 +36,13 @@ def test_niss_born_2000_or_later_uses_the_2_prefix():
     assert niss.birth_date == date(2017, 7, 30)
 
 
-def test_niss_wrong_check_digits_names_them():
+def test_niss_wrong_check_digits_send_to_the_card_without_the_right_ones():
     with pytest.raises(InvalidInput) as caught:
         parse_niss("85073003329")
     assert caught.value.field == "niss"
     assert caught.value.rule == "check-digits"
-    assert "check digits 29" in str(caught.value)
-    assert "28" in str(caught.value)
+    assert "check the number on the card" in str(caught.value)
+    assert "28" not in str(caught.value) and "57" not in str(caught.value)  # neither right answer
 
 
 @pytest.mark.parametrize(
@@ -97,7 +98,7 @@ def test_pharmacy_nihii_examples_and_check_digits():
     assert parse_pharmacy_nihii("6259-9147").value == "62599147"
     with pytest.raises(InvalidInput) as caught:
         parse_pharmacy_nihii("27150202")
-    assert caught.value.rule == "check-digits" and "01" in str(caught.value)
+    assert caught.value.rule == "check-digits" and "01" not in str(caught.value)  # not the right ones
 
 
 def test_personal_nihii_has_qualification():
@@ -115,7 +116,7 @@ def test_kbo():
     assert parse_kbo("BE 0403.019.261").value == "0403019261"
     with pytest.raises(InvalidInput) as wrong:
         parse_kbo("0403019262")
-    assert wrong.value.rule == "check-digits"
+    assert wrong.value.rule == "check-digits" and "61" not in str(wrong.value)
     with pytest.raises(InvalidInput) as first:
         parse_kbo("2403019261")
     assert first.value.rule == "first-digit"
@@ -139,6 +140,25 @@ def test_kbo():
 )
 def test_mutuality_codes_route_to_their_union(code, union):
     assert parse_mutuality(code).union == union
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("131", "Christian Mutualities"),
+        ("306", "Solidaris (Socialist Mutualities)"),
+        ("509", "Independent Mutualities"),
+        ("600", "Auxiliary Fund for Sickness and Invalidity Insurance (CAAMI-HZIV)"),
+        ("900", "HR Rail Health Care Fund"),
+    ],
+)
+def test_insurer_names_are_english_msgids(code, name):
+    assert insurer_name(code) == parse_mutuality(code).insurer == name
+
+
+def test_insurers_through_600_name_caami_hziv_not_hr_rail():
+    assert "CAAMI-HZIV" in insurer_name("750") and "Kas der" not in insurer_name("750")
+    assert "CAAMI-HZIV" in insurer_name("999")
 
 
 @pytest.mark.parametrize("code", ["000", "812", "701", "12", "1234", "abc"])

@@ -66,7 +66,8 @@ def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError
     from mcn_cli.domain.text import visible
 
     shown = message if error is None else human(error)
-    sys.stderr.write(_("mcn: error: {message}").format(message=visible(shown)) + "\n")  # may quote outside text
+    # messages may quote outside text: control characters are shown escaped
+    sys.stderr.write(_("mcn: error: {message}").format(message=visible(shown)) + "\n")
     hint = None if error is None else error.hint
     if error is not None and hint:
         sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(human_hint(error) or hint)) + "\n")

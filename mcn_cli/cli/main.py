@@ -154,7 +154,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(ExitStatus.BAD_INPUT)
     except click_exceptions.UsageError as error:
         where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
-        message = _("{message} (see '{command} --help')").format(message=error.format_message(), command=where)
+        message = _("{message} (see '{command} --help')").format(
+            message=error.format_message(), command=where
+        )
         return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
     except click_exceptions.ClickException as error:
         return report(ExitStatus.BAD_INPUT, error.format_message(), json_mode=json_mode)

@@ -20,6 +20,7 @@ from itertools import pairwise
 
 from mcn_cli.domain.errors import InvalidInput, NoCommitment
 from mcn_cli.domain.identifiers import Entitlement
+from mcn_cli.domain.messages import N_
 
 DEFAULT_COMMITMENT_DAYS = 30
 
@@ -34,7 +35,13 @@ class InsurabilityPeriod:
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise InvalidInput("period", "end-before-start", f"ends {self.end} before it starts {self.start}")
+            raise InvalidInput(
+                "period",
+                "end-before-start",
+                N_("ends {end} before it starts {start}"),
+                end=self.end,
+                start=self.start,
+            )
 
     def contains(self, day: date) -> bool:
         return self.start <= day <= self.end
@@ -54,12 +61,16 @@ class Coverage:
 
 
 class ReuseRefusal(StrEnum):
-    """Why a commitment may not be reused for a date; the values are stable (JSON)."""
+    """Why a commitment may not be reused for a date; the values are stable (JSON) and are also
+    English source text (msgids): cli/ shows ``_(verdict.reason)``."""
 
-    ENDED_BEFORE_CONSULTATION = "coverage ended before the consultation date"
-    BEFORE_COVERAGE = "dispensing date before the coverage start"
-    AFTER_COVERAGE = "dispensing date after the coverage end"
-    NONE_KNOWN = "no payment commitment known for this patient"
+    ENDED_BEFORE_CONSULTATION = N_("coverage ended before the consultation date")
+    BEFORE_COVERAGE = N_("dispensing date before the coverage start")
+    AFTER_COVERAGE = N_("dispensing date after the coverage end")
+    NONE_KNOWN = N_("no payment commitment known for this patient")
+
+
+REUSE_ALLOWED = N_("dispensing date inside the coverage")
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,8 @@ class ReuseVerdict:
 
     @property
     def reason(self) -> str:
-        return self.refusal.value if self.refusal else "dispensing date inside the coverage"
+        """Stable (JSON) and a msgid: cli/ shows ``_(verdict.reason)``."""
+        return self.refusal.value if self.refusal else REUSE_ALLOWED
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,11 @@ def _ordered(periods: Iterable[InsurabilityPeriod]) -> list[InsurabilityPeriod]:
             raise InvalidInput(
                 "period",
                 "overlap",
-                f"periods {before.start}..{before.end} and {after.start}..{after.end} overlap",
+                N_("periods {first_start}..{first_end} and {second_start}..{second_end} overlap"),
+                first_start=before.start,
+                first_end=before.end,
+                second_start=after.start,
+                second_end=after.end,
             )
     return ordered
 
@@ -118,19 +134,22 @@ def commitment_for(
 ) -> PaymentCommitment:
     """The payment commitment a consultation on ``consulted`` gives for ``dispensed``."""
     if max_days < 0:
-        raise InvalidInput("max-days", "negative", f"must be 0 or more, got {max_days}")
+        raise InvalidInput("max-days", "negative", N_("must be 0 or more, got {days}"), days=max_days)
     if dispensed > consulted:
         raise InvalidInput(
             "date",
             "after-consultation",
-            f"dispensing date {dispensed} is after the consultation date {consulted}",
+            N_("dispensing date {dispensed} is after the consultation date {consulted}"),
+            dispensed=dispensed,
+            consulted=consulted,
         )
     ordered = _ordered(periods)
     index = next((i for i, p in enumerate(ordered) if p.contains(dispensed)), None)
     if index is None:
         raise NoCommitment(
-            f"no right at {dispensed}: no payment commitment",
+            N_("no right at {date}: no payment commitment"),
             reason="no right at the dispensing date",
+            date=dispensed,
         )
     current = ordered[index]
     end = current.end

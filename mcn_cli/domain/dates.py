@@ -6,6 +6,7 @@ import re
 from datetime import date
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _BELGIAN = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
@@ -18,16 +19,20 @@ def parse_date(value: str, field: str = "date") -> date:
     elif match := _BELGIAN.match(text):
         day, month, year = (int(g) for g in match.groups())
     else:
-        raise InvalidInput(field, "format", f"expected a date as YYYY-MM-DD or DD/MM/YYYY, got {value!r}")
+        raise InvalidInput(
+            field, "format", N_("expected a date as YYYY-MM-DD or DD/MM/YYYY, got {value!r}"), value=value
+        )
     try:
         return date(year, month, day)
     except ValueError:
-        raise InvalidInput(field, "no-such-date", f"{text} is not a date of the calendar") from None
+        raise InvalidInput(
+            field, "no-such-date", N_("{text} is not a date of the calendar"), text=text
+        ) from None
 
 
 def parse_month(value: str, field: str = "month") -> tuple[int, int]:
     """A billing month ``YYYY-MM``."""
     match = re.match(r"^(\d{4})-(\d{2})$", value.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise InvalidInput(field, "format", f"expected a month as YYYY-MM, got {value!r}")
+        raise InvalidInput(field, "format", N_("expected a month as YYYY-MM, got {value!r}"), value=value)
     return int(match.group(1)), int(match.group(2))

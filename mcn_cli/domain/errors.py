@@ -61,7 +61,8 @@ class InvalidInput(McnError):
         return english(self.detail_id, self.params)
 
     def as_message(self) -> Message:
-        return Message("{field}: {detail}", {"field": self.field, "detail": Message(self.detail_id, self.params)})
+        detail = Message(self.detail_id, self.params)
+        return Message("{field}: {detail}", {"field": self.field, "detail": detail})
 
 
 class NoCommitment(McnError):

@@ -1,7 +1,16 @@
 """The emergency decision flow of brochure section 9.2, as a pure function.
 
 The flow asks yes/no questions; ``decide`` walks it with an ``answer`` callable, asking only
-the questions the path reaches, and returns the outcome and the path taken.
+the questions the path reaches, and returns the outcome and the path taken:
+
+- 2. network available? yes: payment commitment from the online answer; no: 3.
+- 3. patient known in the pharmacy's records? yes: 4; no: 6 (step 5 trusts the last known
+  online consultation, which an unknown patient does not have).
+- 4. dispensing date inside the coverage of the commitment found? yes: reuse it; no: 5.
+- 5. confident enough? yes: basic principle (last known consultation); no: 6.
+- 6. SIS card? yes: SIS commitment; no: 7.
+- 7. another document (vignette)? yes: 8; no: model 704.
+- 8. confident enough with that document? yes: basic principle (document); no: model 704.
 """
 
 from __future__ import annotations
@@ -75,10 +84,11 @@ def decide(answer: Callable[[Question], bool]) -> Decision:
 
     if ask(Question.NETWORK):
         return done(Outcome.COMMITMENT)
-    if ask(Question.KNOWN) and ask(Question.COVERED):
-        return done(Outcome.COMMITMENT_REUSE)
-    if ask(Question.CONFIDENT):
-        return done(Outcome.BASIC_PRINCIPLE)
+    if ask(Question.KNOWN):
+        if ask(Question.COVERED):
+            return done(Outcome.COMMITMENT_REUSE)
+        if ask(Question.CONFIDENT):  # only a known patient has a last known consultation
+            return done(Outcome.BASIC_PRINCIPLE)
     if ask(Question.SIS_CARD):
         return done(Outcome.SIS_COMMITMENT)
     if ask(Question.DOCUMENT) and ask(Question.DOCUMENT_CONFIDENT):

@@ -24,7 +24,9 @@ def _digits(field: str, value: str, length: int, *, separators: re.Pattern[str] 
     if not text:
         raise InvalidInput(field, "empty", N_("is empty"))
     if not text.isascii() or not text.isdigit():
-        raise InvalidInput(field, "digits", N_("must contain only digits, got {value!r}"), value=value.strip())
+        raise InvalidInput(
+            field, "digits", N_("must contain only digits, got {value!r}"), value=value.strip()
+        )
     if len(text) != length:
         raise InvalidInput(
             field, "length", N_("must have {length} digits, got {count}"), length=length, count=len(text)
@@ -69,7 +71,9 @@ def parse_niss(value: str, field: str = "niss") -> Niss:
         century = 2000
     else:  # never say which check digits would be right: the number must come from the card
         raise InvalidInput(
-            field, "check-digits", N_("check digits do not match: check the number on the card (eID or ISI+ card)")
+            field,
+            "check-digits",
+            N_("check digits do not match: check the number on the card (eID or ISI+ card)"),
         )
     yy, mm, dd = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
     counter = int(digits[6:9])
@@ -81,7 +85,10 @@ def parse_niss(value: str, field: str = "niss") -> Niss:
         bis, mm = True, mm - 40
     elif mm > 12:
         raise InvalidInput(
-            field, "month", N_("month {month} is not a month (1-12, or 21-32 / 41-52 for BIS)"), month=digits[2:4]
+            field,
+            "month",
+            N_("month {month} is not a month (1-12, or 21-32 / 41-52 for BIS)"),
+            month=digits[2:4],
         )
     year = century + yy
     birth: date | None = None
@@ -195,17 +202,40 @@ def parse_kbo(value: str, field: str = "kbo") -> Kbo:
     return Kbo(digits)
 
 
-# Insurer unions ("organismes assureurs"); 750 and 999 work through 600.
+# Insurer unions ("organismes assureurs" / "verzekeringsinstellingen"), by the first digit of the
+# mutuality code; 750 and 999 work through 600. The names are English source text (msgids): the
+# translators give the official French and Dutch names of docs/glossary.md ("Insurers" table;
+# code 300 is Solidaris in both languages). cli/ shows them through insurer_name() and _().
 UNIONS: dict[str, str] = {
-    "100": "Christian mutualities (MC/CM)",
-    "200": "Neutral mutualities",
-    "300": "Socialist mutualities (Solidaris/Vooruitzicht)",
-    "400": "Liberal mutualities",
-    "500": "Independent mutualities",
-    "600": "CAAMI/HZIV",
-    "900": "HR Rail (SNCB)",
+    "100": N_("Christian Mutualities"),
+    "200": N_("Neutral Mutualities"),
+    "300": N_("Solidaris (Socialist Mutualities)"),
+    "400": N_("Liberal Mutualities"),
+    "500": N_("Independent Mutualities"),
+    "600": N_("Auxiliary Fund for Sickness and Invalidity Insurance (CAAMI-HZIV)"),
+    "900": N_("HR Rail Health Care Fund"),
 }
-_THROUGH_600 = {"750": "Caisse des marins / Kas der geneeskundige verzorging", "999": "OSSOM/DOSZ"}
+# Seafarers are insured by CAAMI-HZIV's seafarers' section (HZIV "zeevarenden"; no official name of
+# their own found, see docs/glossary.md); OSSOM-DOSZ's name was not checked.
+_THROUGH_600: dict[str, str] = {
+    "750": N_("Seafarers' section of the Auxiliary Fund for Sickness and Invalidity Insurance (CAAMI-HZIV)"),
+    "999": N_(
+        "Overseas Social Security Office (OSSOM-DOSZ), through the Auxiliary Fund for Sickness and "
+        "Invalidity Insurance (CAAMI-HZIV)"
+    ),
+}
+
+
+def union_of(code: str) -> str:
+    """The insurer union (100 ... 600, 900) that answers for a 3-digit mutuality code."""
+    return "600" if code in _THROUGH_600 else code[0] + "00"
+
+
+def insurer_name(code: str) -> str:
+    """The English name (a msgid: cli/ shows ``_(insurer_name(code))``) of the insurer that answers
+    for a 3-digit mutuality code or a union code; official French/Dutch names: docs/glossary.md.
+    ``KeyError`` for a code of no union (:func:`parse_mutuality` refuses those)."""
+    return _THROUGH_600.get(code) or UNIONS[union_of(code)]
 
 
 @dataclass(frozen=True)
@@ -216,15 +246,12 @@ class Mutuality:
 
     @property
     def union(self) -> str:
-        if self.code in _THROUGH_600:
-            return "600"
-        return self.code[0] + "00"
+        return union_of(self.code)
 
     @property
     def insurer(self) -> str:
-        if self.code in _THROUGH_600:
-            return f"{_THROUGH_600[self.code]} (through {UNIONS['600']})"
-        return UNIONS[self.union]
+        """The insurer's English name (a msgid, see :func:`insurer_name`)."""
+        return insurer_name(self.code)
 
     def __str__(self) -> str:
         return self.code
@@ -232,7 +259,7 @@ class Mutuality:
 
 def parse_mutuality(value: str, field: str = "mutuality") -> Mutuality:
     code = _digits(field, value, 3)
-    if code not in _THROUGH_600 and (code[0] + "00") not in UNIONS:
+    if union_of(code) not in UNIONS:
         raise InvalidInput(
             field, "insurer", N_("{code} belongs to no insurer union (1xx-6xx, 9xx, 750 or 999)"), code=code
         )
@@ -249,7 +276,10 @@ def parse_membership_number(value: str, field: str = "member-number") -> str:
         raise InvalidInput(field, "empty", N_("is empty"))
     if not (text.isascii() and text.isalnum()):
         raise InvalidInput(
-            field, "characters", N_("must contain only letters and digits, got {value!r}"), value=value.strip()
+            field,
+            "characters",
+            N_("must contain only letters and digits, got {value!r}"),
+            value=value.strip(),
         )
     if len(text) > MEMBERSHIP_MAX:
         raise InvalidInput(

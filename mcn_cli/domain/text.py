@@ -13,6 +13,7 @@ import re
 from functools import cache
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_, Message
 
 # C0 (with TAB, LF, CR), DEL and C1 (U+009B is a one-character CSI in some terminals); the
 # Unicode bidi controls (ALM, LRM, RLM, LRE..RLO, LRI..PDI: "Trojan Source") with the line and
@@ -68,18 +69,33 @@ def first_control(text: str) -> int | None:
 
 def check_text(field: str, value: str, *, max_length: int, why: str = "") -> str:
     """``value`` when it has at most ``max_length`` characters and no control character, else
-    :class:`InvalidInput` naming ``field`` and the rule ("length", "control-character")."""
+    :class:`InvalidInput` naming ``field`` and the rule ("length", "control-character"). ``why``
+    (English source text marked ``N_``) says where the limit comes from."""
     if len(value) > max_length:
-        reason = f" ({why})" if why else ""
+        if why:
+            raise InvalidInput(
+                field,
+                "length",
+                N_("must have at most {most} characters ({why}), got {count}"),
+                most=max_length,
+                why=Message(why),
+                count=len(value),
+            )
         raise InvalidInput(
-            field, "length", f"must have at most {max_length} characters{reason}, got {len(value)}"
+            field,
+            "length",
+            N_("must have at most {most} characters, got {count}"),
+            most=max_length,
+            count=len(value),
         )
     where = first_control(value)
     if where is not None:
         raise InvalidInput(
             field,
             "control-character",
-            f"must not contain control characters: {visible(value[where])} at position {where + 1}",
+            N_("must not contain control characters: {character} at position {position}"),
+            character=visible(value[where]),
+            position=where + 1,
         )
     return value
 
