@@ -154,7 +154,7 @@ def test_batch_all_good_exit_0_and_json_lines(mcn, office, tmp_path):
     result = mcn("ot", "batch", str(csv_file), "--json", "--workers", "3")
     # no right and several insurers: exit 3, as mcn ot consult gives for the same line
     assert result.code == ExitStatus.NO_COMMITMENT, result.err
-    assert "7 of 7 lines done" in result.err and "1 no-right" in result.err
+    assert "7 of 7 lines done" in result.err and "1 no right" in result.err
     import json
 
     lines = [json.loads(line) for line in result.out.splitlines()]
@@ -183,3 +183,26 @@ def test_batch_from_stdin_silent_in_scripts(office, mcn_home):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and '"status": "commitment"' in result.stdout
+
+
+def test_an_office_without_a_session_is_told_the_office_login(mcn, sandbox, monkeypatch, tmp_path):
+    """Not the pharmacist's login (eID, holder): the office's, with its organisation keystore."""
+    patient = PEOPLE["annex-1"].niss
+    args = ("ot", "consult", "--rejection", "R1", "--niss", patient, "--date", DAY, "--json")
+    nothing_yet = mcn(*args)  # no database at all
+    assert nothing_yet.code == ExitStatus.AUTH_NEEDED
+    assert nothing_yet.json()["error"]["hint"].startswith("mcn login --org NIHII-OTD_PHARMACY=")
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0  # a pharmacist's session, not the office's
+    other = mcn("ot", "consult", "--session", "office", *args[2:])
+    assert other.code == ExitStatus.AUTH_NEEDED
+    hint = other.json()["error"]["hint"]
+    assert hint.startswith("mcn login --org NIHII-OTD_PHARMACY=") and "--session office" in hint
+    assert "--holder" not in hint.split("(")[0]
+    csv_file = tmp_path / "rejections.csv"
+    csv_file.write_text(HEADER + f"REJ-1,{PARC.nihii},{patient},,,{DAY},\n")
+    batch = mcn("ot", "batch", str(csv_file), "--session", "office")
+    assert batch.code == ExitStatus.AUTH_NEEDED and "mcn login --org NIHII-OTD_PHARMACY=" in batch.err
+    refused = mcn(*args)  # the pharmacist's session: refused, and told how an office logs in
+    assert refused.code == ExitStatus.POLICY_REFUSED
+    assert refused.json()["error"]["hint"].endswith("mcn login --org NIHII-OTD_PHARMACY=<nihii>.p12")

@@ -14,24 +14,28 @@ from typing import Annotated, Any, ClassVar
 
 import typer
 
+from mcn_cli.cli.i18n import _, day
 from mcn_cli.cli.output import emit_fields, emit_json
 from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, patient_from
 from mcn_cli.cli.records import consultation_json
 from mcn_cli.domain.dates import parse_date
-from mcn_cli.domain.errors import InvalidInput, NoCommitment
+from mcn_cli.domain.errors import InvalidInput, McnError, NoCommitment
+from mcn_cli.domain.messages import N_
 from mcn_cli.status import ExitStatus
 
 
 class Text:
     """Human text of `mcn ot` (translate here)."""
 
-    help = (
+    help = _(
         "Tarification offices: consult only for an invoice rejected because the insurability data were wrong "
         "(brochure 8.2.2.7); answers are shown, never stored. Needs a session opened with the office's "
         "certificate (mcn login --org NIHII-OTD_PHARMACY=....p12)."
     )
-    consult_help = "Consult one patient for one rejected invoice line; the rejection reference is required."
-    batch_help = (
+    consult_help = _(
+        "Consult one patient for one rejected invoice line; the rejection reference is required."
+    )
+    batch_help = _(
         "Consult every line of a CSV of rejections, streamed: each result line is written as soon as it is "
         "known, in the file's order. Columns (header line; case, accents and French/Dutch names accepted): "
         "rejection (reference, référence, referentie), pharmacy (pharmacie, apotheek, inami, riziv), niss "
@@ -45,41 +49,73 @@ class Text:
         "insurers, as mcn ot consult), 5 after --max-failures service failures in a row, 130 when "
         "interrupted, 0 when every line has a commitment."
     )
-    rejection_help = "The rejection reference of the invoice line (required; at most 25 characters)."
-    date_help = "The dispensing date of the rejected line: YYYY-MM-DD or DD/MM/YYYY."
-    pharmacy_help = "The NIHII of the pharmacy whose invoice was rejected."
-    session_help = "The eHealth session to use."
-    file_help = "The CSV file of rejections ('-' for standard input)."
-    output_help = (
+    rejection_help = _("The rejection reference of the invoice line (required; at most 25 characters).")
+    date_help = _("The dispensing date of the rejected line: YYYY-MM-DD or DD/MM/YYYY.")
+    pharmacy_help = _("The NIHII of the pharmacy whose invoice was rejected.")
+    session_help = _("The eHealth session to use (default: MCN_SESSION when set, else default).")
+    file_help = _("The CSV file of rejections ('-' for standard input).")
+    output_help = _(
         "Write the results to this file (owner-only); default: standard output. If it already holds "
         "results, the lines answered there are skipped and the others appended (resume)."
     )
-    format_help = "csv or jsonl (default: csv when --output ends in .csv, any case; else jsonl)."
-    excel_help = "Write CSV as Excel reads it in Belgium: ';'-separated, UTF-8 with BOM."
-    resume_help = "Go on with an interrupted batch: skip the lines --output already answered."
-    max_failures_help = "Stop after this many service failures in a row (exit 5; default 5)."
-    still_waiting = "stopping: waiting for the requests in flight (they are audited and written)"
-    resume_with = "resume with: {command}"
-    no_resume = "the results went to standard output: run with --output FILE to be able to resume"
-    interrupted = "interrupted"
-    too_many = "stopped after {limit} service failures in a row"
-    workers_help = "How many consultations at once."
-    json_help = "Print JSON (JSON lines for a batch)."
-    stored = "cache"
-    not_stored = "not stored (tarification office)"
-    rejection = "rejection"
-    outcome = "outcome"
-    summary = "{done} of {total} lines done: "
-    failed_row = "line {row}: {message}"
-    outcomes: ClassVar[dict[str, str]] = {
-        "no-right": "no right at {date}",
-        "unknown": "the insurers do not know this patient",
-        "multiple-insurers": "known at several insurers ({insurers})",
+    format_help = _("csv or jsonl (default: csv when --output ends in .csv, any case; else jsonl).")
+    excel_help = _("Write CSV as Excel reads it in Belgium: ';'-separated, UTF-8 with BOM.")
+    resume_help = _("Go on with an interrupted batch: skip the lines --output already answered.")
+    max_failures_help = _("Stop after this many service failures in a row (exit 5; default 5).")
+    workers_help = _("How many consultations at once.")
+    json_help = _("Print JSON (JSON lines for a batch).")
+    still_waiting = _("mcn: stopping: waiting for the requests in flight (they are audited and written)")
+    resume_with = _("resume with: {command}")
+    no_resume = _("the results went to standard output: run with --output FILE to be able to resume")
+    interrupted = _("interrupted")
+    too_many = _("stopped after {limit} service failures in a row")
+    stopped = _("mcn: {reason}: {summary}; {how}")
+    finished = _("mcn: {summary}")
+    consulting = _("Consulting MyCareNet…")
+    progress = _("Consulting MyCareNet: {done} of {total} lines done…")
+    stored = _("stored")
+    not_stored = _("no (tarification office: answers are never stored)")
+    rejection = _("rejection")
+    coverage = _("{start} → {end}")
+    summary = _("{done} of {total} lines done: {counts}")
+    failed_row = _("mcn: line {row}: {message}")
+    counted: ClassVar[dict[str, str]] = {
+        "commitment": _("{count} with a payment commitment"),
+        "no-right": _("{count} no right"),
+        "unknown": _("{count} unknown to the insurers"),
+        "multiple-insurers": _("{count} known at several insurers"),
+        "error": _("{count} failed"),
     }
+    # errors: English source text (N_), shown translated, English in --json
+    outcomes: ClassVar[dict[str, str]] = {
+        "no-right": N_("no right at {date}"),
+        "unknown": N_("the insurers do not know this patient"),
+        "multiple-insurers": N_("known at several insurers ({insurers})"),
+    }
+    cannot_write = N_("cannot write {path}: {reason}")
+    other_rejection = N_(
+        "{path} holds line {row} for another rejection: it was written for another file "
+        "(choose another --output, or remove it to start over)"
+    )
+    other_columns = N_(
+        "{path} has other columns than this file's results: it was written for another file "
+        "(choose another --output, or remove it to start over)"
+    )
+    not_results = N_("cannot resume from {path}: not a result file of mcn ot batch ({problem})")
+    format_choice = N_("must be csv or jsonl, got {value!r}")
+    excel_csv = N_("--excel writes CSV: leave out --format jsonl")
+    workers_range = N_("must be between 1 and 16")
+    failures_range = N_("must be between 1 and 10000")
+    resume_output = N_("--resume continues an --output file: name it")
 
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
-Session = Annotated[str, typer.Option("--session", "-s", help=Text.session_help)]
+Session = Annotated[
+    str,
+    typer.Option(
+        "--session", "-s", envvar="MCN_SESSION", show_envvar=False, show_default=False, help=Text.session_help
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 
 
@@ -99,7 +135,7 @@ def consult(
     json: Json = False,
 ) -> None:
     from mcn_cli.actions import ot
-    from mcn_cli.cli.consult import answer_rows
+    from mcn_cli.cli.spinner import waiting
     from mcn_cli.domain.identifiers import parse_pharmacy_nihii
 
     reference = ot.check_rejection(rejection)
@@ -109,7 +145,8 @@ def consult(
         dispensed=parse_date(dispensed, "date"),
         pharmacy=parse_pharmacy_nihii(pharmacy, "pharmacy").value if pharmacy else None,
     )
-    result = ot.consult(item, session_name=session)
+    with waiting(Text.consulting, enabled=not json):
+        result = ot.consult(item, session_name=session)
     consultation = result.answer.consultation(datetime.now(UTC), item.dispensed, pharmacy or "", reference)
     if json:
         emit_json(
@@ -122,12 +159,30 @@ def consult(
             }
         )
     else:
-        emit_fields([(Text.rejection, reference), *answer_rows(consultation), (Text.stored, Text.not_stored)])
+        rows = [(Text.rejection, reference), *_office_rows(consultation), (Text.stored, Text.not_stored)]
+        emit_fields(rows)
     if result.outcome != "commitment":
-        message = Text.outcomes[result.outcome].format(
-            date=item.dispensed, insurers=", ".join(result.answer.multiple_io)
+        raise NoCommitment(
+            Text.outcomes[result.outcome],
+            reason=result.outcome,
+            date=item.dispensed,
+            insurers=", ".join(result.answer.multiple_io),
         )
-        raise NoCommitment(message, reason=result.outcome)
+
+
+def _office_rows(consultation: Any) -> list[tuple[str, object]]:
+    """The answer as a pharmacy reads it, without a word of reuse: an office's answers are never
+    stored, so never reused (the coverage is only its dates)."""
+    from mcn_cli.cli.consult import Text as ConsultText
+    from mcn_cli.cli.consult import answer_rows
+
+    commitment = consultation.commitment
+    rows = answer_rows(consultation)
+    if commitment is None:
+        return rows
+    cover = commitment.coverage
+    span = Text.coverage.format(start=day(cover.start), end=day(cover.end))
+    return [(label, span if label == ConsultText.coverage else value) for label, value in rows]
 
 
 def _line(result: Any) -> dict[str, Any]:
@@ -251,7 +306,9 @@ class _Writer:
                 fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 os.fchmod(fd, 0o600)  # it holds patient data: owner-only
             except OSError as error:
-                raise InvalidInput("output", "write", f"cannot write {output}: {error.strerror}") from None
+                raise InvalidInput(
+                    "output", "write", Text.cannot_write, path=output, reason=error.strerror
+                ) from None
             self.file = io.open(fd, "w", encoding="utf-8", newline="")  # noqa: UP020
             self.close_it = True
         self.writer = None
@@ -304,12 +361,7 @@ class _Previous:
         if row >= len(self.done) or not self.done[row]:
             return False
         if self.done[row] != _fingerprint(rejection):
-            raise InvalidInput(
-                "output",
-                "resume",
-                f"{output} holds line {row} for another rejection: it was written for another file "
-                "(choose another --output, or remove it to start over)",
-            )
+            raise InvalidInput("output", "resume", Text.other_rejection, path=output, row=row)
         return True
 
 
@@ -365,9 +417,7 @@ def _previous(output: Path, form: str) -> _Previous:
                 found.counts[status] += 1
                 found.worst.add(code)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as error:
-        raise InvalidInput(
-            "output", "resume", f"cannot resume from {output}: not a result file of mcn ot batch ({error})"
-        ) from None
+        raise InvalidInput("output", "resume", Text.not_results, path=output, problem=str(error)) from None
     return found
 
 
@@ -383,7 +433,7 @@ def _form(form: str | None, json: bool, output: Path | None) -> str:
     if form is not None:
         chosen = form.lower()
         if chosen not in ("csv", "jsonl"):
-            raise InvalidInput("format", "choice", f"must be csv or jsonl, got {form!r}")
+            raise InvalidInput("format", "choice", Text.format_choice, value=form)
         return chosen
     if output is not None and output.suffix.lower() == ".csv":
         return "csv"
@@ -412,6 +462,7 @@ def batch(
 
     from mcn_cli.actions import ot
     from mcn_cli.actions.batch_input import open_source
+    from mcn_cli.cli.spinner import waiting
     from mcn_cli.domain.text import visible
     from mcn_cli.store.settings import load
 
@@ -419,27 +470,22 @@ def batch(
     settings = load()
     if excel and chosen != "csv":
         if form is not None:
-            raise InvalidInput("excel", "format", "--excel writes CSV: leave out --format jsonl")
+            raise InvalidInput("excel", "format", Text.excel_csv)
         chosen = "csv"
     if not 1 <= workers <= 16:
-        raise InvalidInput("workers", "range", "must be between 1 and 16")
+        raise InvalidInput("workers", "range", Text.workers_range)
     limit = max_failures if max_failures is not None else settings.ot_max_failures
     if not 1 <= limit <= 10000:
-        raise InvalidInput("max_failures", "range", "must be between 1 and 10000")
+        raise InvalidInput("max_failures", "range", Text.failures_range)
     if resume and output is None:
-        raise InvalidInput("resume", "output", "--resume continues an --output file: name it")
+        raise InvalidInput("resume", "output", Text.resume_output)
     source = open_source(file)
     try:
         previous = _previous(output, chosen) if output is not None else _Previous()
         names = _output_names(source.extra_names)
         fields = ["row", *ot_columns(), *names.values(), *RESULT_FIELDS]
         if previous.header is not None and previous.header != fields:
-            raise InvalidInput(
-                "output",
-                "resume",
-                f"{output} has other columns than this file's results: it was written for another file "
-                "(choose another --output, or remove it to start over)",
-            )
+            raise InvalidInput("output", "resume", Text.other_columns, path=output)
         append = previous.header is not None if chosen == "csv" else previous.lines > 0
         if previous.header is not None:
             excel = previous.separator == ";"  # a resumed file keeps its own separator
@@ -456,16 +502,20 @@ def batch(
 
         writer = _Writer(output, chosen, excel, fields, append)
         handlers: dict[int, Any] = {}
+        spinners: list[Any] = []
 
         def on_signal(signum: int, frame: Any) -> None:
             stop.set()  # nothing more is sent; the batch ends once the requests in flight are back
-            sys.stderr.write("mcn: " + Text.still_waiting + "\n")
+            # written as is (the signal may come while the spinner's lock is held), on its own line
+            below = any(s.shown for s in spinners)
+            sys.stderr.write(("\n" if below else "") + Text.still_waiting + "\n")
 
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 handlers[signum] = signal.signal(signum, on_signal)
         try:
-            with _progress(source.total, done) as advance:
+            with waiting(_progress(done, source.total)) as spinner:
+                spinners.append(spinner)
 
                 def emit(result: Any) -> None:
                     nonlocal done
@@ -474,10 +524,10 @@ def batch(
                     counts[line["status"]] += 1
                     codes.add(int(line["exit_status"]))
                     done += 1
-                    advance(done)
+                    spinner.text = _progress(done, source.total)
                     if result.error is not None:
-                        message = Text.failed_row.format(row=result.row, message=result.error)
-                        sys.stderr.write("mcn: " + visible(message) + "\n")
+                        message = _error(result.error)
+                        spinner.say(visible(Text.failed_row.format(row=result.row, message=message)))
 
                 run = ot.batch(
                     rows(),
@@ -495,41 +545,32 @@ def batch(
     finally:
         source.close()
     status = _worst(codes)
-    summary = Text.summary.format(done=done, total=source.total) + (
-        ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]) or "-"
+    summary = Text.summary.format(
+        done=done,
+        total=source.total,
+        counts=", ".join(Text.counted[s].format(count=counts[s]) for s in STATUSES if counts[s]) or "-",
     )
     if run.stopped is not None:
         again = shlex.join(["mcn", "ot", "batch", file, "--output", str(output), "--resume"])
         how = Text.resume_with.format(command=again) if output is not None else Text.no_resume
         reason = Text.interrupted if run.stopped == "interrupted" else Text.too_many.format(limit=limit)
-        sys.stderr.write(visible(f"mcn: {reason}: {summary}; {how}") + "\n")
+        sys.stderr.write(visible(Text.stopped.format(reason=reason, summary=summary, how=how)) + "\n")
         if run.stopped == "interrupted":
             raise typer.Exit(int(ExitStatus.INTERRUPTED))
         raise typer.Exit(status if status else int(ExitStatus.SERVICE_UNAVAILABLE))
     if sys.stderr.isatty() or status != 0:
-        sys.stderr.write(f"mcn: {summary}\n")
+        sys.stderr.write(visible(Text.finished.format(summary=summary)) + "\n")
     if status:
         raise typer.Exit(status)
 
 
-class _progress:
-    """A progress bar on a terminal (stderr), nothing in scripts."""
+def _progress(done: int, total: int) -> str:
+    """The waiting line of a batch (on a terminal only)."""
+    return Text.progress.format(done=done, total=total) if total else Text.consulting
 
-    def __init__(self, total: int, done: int = 0) -> None:
-        self.total = total
-        self.done = done
-        self.bar: Any = None
 
-    def __enter__(self) -> Any:
-        if sys.stderr.isatty() and self.total:
-            from rich.progress import Progress
+def _error(error: object) -> str:
+    """A line's failure in the user's language (the result file keeps the English message)."""
+    from mcn_cli.cli.errors import human
 
-            self.bar = Progress(transient=True)
-            self.bar.start()
-            task = self.bar.add_task("rejections", total=self.total, completed=self.done)
-            return lambda done: self.bar.update(task, completed=done)
-        return lambda done: None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    return human(error) if isinstance(error, McnError) else str(error)

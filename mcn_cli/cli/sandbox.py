@@ -7,53 +7,72 @@ from typing import Annotated, ClassVar
 
 import typer
 
+from mcn_cli.cli.i18n import _, day, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result
+from mcn_cli.domain.messages import N_, Message
 
 
 class Text:
     """Human text of `mcn sandbox` (translate here)."""
 
-    help = "The built-in sandbox: a local eHealth STS and MyCareNet over HTTPS on loopback, with test people."
-    init_help = (
+    help = _(
+        "The built-in sandbox: a local eHealth STS and MyCareNet over HTTPS on loopback, with test people."
+    )
+    init_help = _(
         "Create the sandbox (idempotent): test PKI, keystores (password mcn-sandbox) and, with SoftHSM2, "
         "eID tokens BELPIC for the test pharmacists. Their PIN comes from MCN_PIN or --pin-fd, else a "
         "hidden prompt on a terminal (asked twice); without a terminal it is 1234."
     )
-    serve_help = "Run the sandbox server in the foreground (commands otherwise start one in-process)."
-    pin_fd_help = (
+    serve_help = _("Run the sandbox server in the foreground (commands otherwise start one in-process).")
+    pin_fd_help = _(
         "Read the sandbox eID PIN (4 to 12 digits; a test PIN, not a real one) from this file descriptor."
     )
-    port_help = "Port on 127.0.0.1 (0: any free port)."
-    json_help = "Print JSON."
-    created = "sandbox created in {root}"
-    kept = "sandbox already set up in {root}"
+    port_help = _("Port on 127.0.0.1 (0: any free port).")
+    json_help = _("Print JSON.")
+    created = _("sandbox created in {root}")
+    kept = _("sandbox already set up in {root}")
     tokens: ClassVar[dict[str, str]] = {
-        "created": "eID tokens (SoftHSM2, label BELPIC) created with the chosen PIN",
-        "kept": "eID tokens kept (the PIN is unchanged)",
-        "unavailable": "no eID tokens: SoftHSM2 is not installed ({hint}); log in with --fallback KEYSTORE",
+        "created": _("eID tokens (SoftHSM2, label BELPIC) created with the chosen PIN"),
+        "kept": _("eID tokens kept (the PIN is unchanged)"),
+        "unavailable": _(
+            "no eID tokens: SoftHSM2 is not installed ({hint}); log in with --fallback KEYSTORE"
+        ),
     }
-    serving = "sandbox serving on {url} (Ctrl-C to stop)"
-    patients_help = "The synthetic patients, one per situation, with the dispensing date that shows it."
-    fault_help = (
+    pharmacists = _("Pharmacists (fallback keystores):")
+    pharmacies = _("Pharmacies:")
+    serving = _("sandbox serving on {url} (Ctrl-C to stop)")
+    patients_help = _("The synthetic patients, one per situation, with the dispensing date that shows it.")
+    fault_help = _(
         "Switch on a fault for the next requests: refused (network down), slow, http-500, soap-fault, "
         "malformed, throttle; none switches it off."
     )
-    kind_help = "refused, slow, http-500, soap-fault, malformed, throttle or none."
-    times_help = "Only for this many requests (default: until switched off)."
-    seconds_help = "How long a slow answer takes."
-    fault_on = "fault {kind!r} switched on{times}"
-    fault_off = "faults switched off"
-    issue_help = (
+    kind_help = _("refused, slow, http-500, soap-fault, malformed, throttle or none.")
+    times_help = _("Only for this many requests (default: until switched off).")
+    seconds_help = _("How long a slow answer takes.")
+    fault_on = _("fault {kind!r} switched on")
+    fault_off = _("faults switched off")
+    issue_help = _(
         "Have the sandbox's eHealth CA sign a certificate request (writes the certificate with its chain)."
     )
-    csr_help = "The certificate request (PEM), as mcn cert request wrote it."
-    out_help = "Where to write the certificate (default: beside the request, .issued.pem)."
-    issued = "certificate written to {path}: mcn cert install {path}"
-    rejections_help = (
+    csr_help = _("The certificate request (PEM), as mcn cert request wrote it.")
+    out_help = _("Where to write the certificate (default: beside the request, .issued.pem).")
+    issued = _("certificate written to {path}: mcn cert install {path}")
+    rejections_help = _(
         "Sample rejected invoice lines for a tarification office's tests, as the CSV mcn ot batch reads."
     )
-    patient_headers = ("SCENARIO", "NISS", "MUTUALITY", "MEMBER", "TRY --date", "SITUATION")
-    next_steps = "next: MCN_PIN=<pin> mcn login"
+    patient_headers = (_("SCENARIO"), _("NISS"), _("MUTUALITY"), _("MEMBER"), _("TRY --date"), _("SITUATION"))
+    next_steps = _("next: MCN_PIN=<pin> mcn login")
+    # errors: English source text (N_), shown translated, English in --json
+    pin = N_("sandbox eID PIN")
+    not_set_up = N_("the sandbox is not set up: run mcn sandbox init")
+    port_busy = N_(
+        "127.0.0.1:{port} is already in use (another mcn sandbox serve?): use --port 0 for a free port"
+    )
+    cannot_listen = N_("cannot listen on 127.0.0.1:{port}: {reason}")
+    kind_choice = N_("must be none or one of {kinds}, got {value!r}")
+    times_range = N_("must be 1 or more")
+    unreadable = N_("cannot read {path}: {reason}")
+    not_csr = N_("{path} is not a PEM certificate request")
 
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -68,7 +87,7 @@ def init(
     from mcn_cli.sandbox import softhsm, world
     from mcn_cli.sandbox.setup import initialise
 
-    pin = new_pin("sandbox eID PIN", "MCN_PIN", fd=pin_fd, default=world.DEFAULT_PIN, fd_option="--pin-fd")
+    pin = new_pin(Message(Text.pin), "MCN_PIN", fd=pin_fd, default=world.DEFAULT_PIN, fd_option="--pin-fd")
     report = initialise(pin)
     files = report.files
     people = [
@@ -104,17 +123,18 @@ def init(
         )
         return
     emit_line((Text.created if report.created else Text.kept).format(root=files.root))
-    emit_line(Text.tokens[report.tokens].format(hint=softhsm.INSTALL_HINT))
+    emit_line(Text.tokens[report.tokens].format(hint=render(softhsm.INSTALL_HINT)))
     emit_fields(
         [(f"{p['name']} ({p['niss']})", p["fallback_keystore"]) for p in people],
-        "Pharmacists (fallback keystores):",
+        Text.pharmacists,
     )
-    emit_fields([(f"{ph['name']} ({ph['nihii']})", ph["keystore"]) for ph in pharmacies], "Pharmacies:")
+    emit_fields([(f"{ph['name']} ({ph['nihii']})", ph["keystore"]) for ph in pharmacies], Text.pharmacies)
     emit_line(Text.next_steps)
 
 
 @app.command("serve", help=Text.serve_help)
 def serve(port: Annotated[int, typer.Option("--port", help=Text.port_help)] = 8443) -> None:
+    import errno
     import json as json_module
     import os
 
@@ -125,11 +145,13 @@ def serve(port: Annotated[int, typer.Option("--port", help=Text.port_help)] = 84
 
     files = Files()
     if not files.exists():
-        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+        raise InvalidInput("sandbox", "not-initialised", Text.not_set_up)
     try:
         server = Server(files, port)
     except OSError as error:
-        raise InvalidInput("port", "in-use", f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
+        if error.errno == errno.EADDRINUSE:
+            raise InvalidInput("port", "in-use", Text.port_busy, port=port) from None
+        raise InvalidInput("port", "in-use", Text.cannot_listen, port=port, reason=error.strerror) from None
     write_private(files.server_file, json_module.dumps({"url": server.url, "pid": os.getpid()}).encode())
     emit_line(Text.serving.format(url=server.url))
     import sys
@@ -175,8 +197,8 @@ def patients(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] 
                 p.niss or "-",
                 p.mutuality,
                 p.member,
-                today + timedelta(days=p.try_date),
-                p.description,
+                day(today + timedelta(days=p.try_date)),
+                render(p.description),
             )
             for p in everyone
         ],
@@ -195,19 +217,30 @@ def fault(
     from mcn_cli.sandbox.world import Files
 
     if kind != "none" and kind not in FAULTS:
-        raise InvalidInput("kind", "choice", f"must be none or one of {', '.join(FAULTS)}, got {kind!r}")
+        raise InvalidInput("kind", "choice", Text.kind_choice, kinds=", ".join(FAULTS), value=kind)
     if times is not None and times < 1:
-        raise InvalidInput("times", "range", "must be 1 or more")
+        raise InvalidInput("times", "range", Text.times_range)
     files = Files()
     if not files.exists():
-        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+        raise InvalidInput("sandbox", "not-initialised", Text.not_set_up)
     set_fault(files, None if kind == "none" else kind, times, seconds)
     if json:
         emit_json({"fault": None if kind == "none" else kind, "times": times})
     elif kind == "none":
         emit_line(Text.fault_off)
     else:
-        emit_line(Text.fault_on.format(kind=kind, times=f" for {times} request(s)" if times else ""))
+        emit_line(_fault_on(kind, times))
+
+
+def _fault_on(kind: str, times: int | None) -> str:
+    if not times:
+        return Text.fault_on.format(kind=kind)
+    text = ngettext(
+        "fault {kind!r} switched on for {times} request",
+        "fault {kind!r} switched on for {times} requests",
+        times,
+    )
+    return text.format(kind=kind, times=times)
 
 
 @app.command("issue", help=Text.issue_help)
@@ -225,13 +258,13 @@ def issue(
 
     files = Files()
     if not files.exists():
-        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+        raise InvalidInput("sandbox", "not-initialised", Text.not_set_up)
     try:
         request = x509.load_pem_x509_csr(csr.read_bytes())
     except OSError as error:
-        raise InvalidInput("csr", "unreadable", f"cannot read {csr}: {error.strerror}") from None
+        raise InvalidInput("csr", "unreadable", Text.unreadable, path=csr, reason=error.strerror) from None
     except ValueError:
-        raise InvalidInput("csr", "format", f"{csr} is not a PEM certificate request") from None
+        raise InvalidInput("csr", "format", Text.not_csr, path=csr) from None
     target = out or csr.with_name(csr.name.removesuffix(".csr") + ".issued.pem")
     write_private(target, sign(files, request))
     emit_result(json, {"certificate": str(target)}, Text.issued.format(path=target))

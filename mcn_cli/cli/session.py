@@ -9,68 +9,122 @@ from typing import Annotated, Any, ClassVar
 
 import typer
 
+from mcn_cli.cli.cache import recovering_key
+from mcn_cli.cli.i18n import _, moment, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_, Message
 
 
 class Text:
     """Human text of the session commands (translate here)."""
 
-    login_help = (
+    login_help = _(
         "Open an eHealth session: identify with the eID (PIN from a hidden prompt, MCN_PIN or --pin-fd) "
         "or a personal fallback keystore, with the pharmacy's organisation keystore as holder-of-key. "
         "A session lasts at most 12 hours."
     )
-    logout_help = "Close a session (delete its token and key)."
-    session_help = "The open eHealth sessions."
-    list_help = "List the open sessions."
-    show_help = "Show one session: user, pharmacy, issued, expires, time left."
-    name_help = "Session name: several may live side by side, one user each."
-    eid_help = "Identify with the eID card (the default)."
-    fallback_help = "Identify with a personal fallback keystore (SSIN=....p12) instead of the eID."
-    org_help = (
+    logout_help = _("Close a session (delete its token and key).")
+    session_help = _("The open eHealth sessions.")
+    list_help = _("List the open sessions: who, for which pharmacy or office, where, until when.")
+    show_help = _("Show one session: user, pharmacy, issued, expires, time left.")
+    name_help = _(
+        "Session name: several may live side by side, one user each (default: MCN_SESSION when set, "
+        "else default)."
+    )
+    eid_help = _("Identify with the eID card (the default).")
+    fallback_help = _("Identify with a personal fallback keystore (SSIN=....p12) instead of the eID.")
+    org_help = _(
         "The pharmacy's organisation keystore (NIHII-PHARMACY=....p12) (default: setting org_keystore)."
     )
-    user_help = "With several cards in the readers: the NISS of the card to use."
-    holder_help = (
+    user_help = _("With several cards in the readers: the NISS of the card to use.")
+    holder_help = _(
         "NISS of the pharmacy's titular pharmacist (the holder), claimed and certified by eHealth "
         "(default: setting pharmacy_holder)."
     )
-    renew_help = (
+    renew_help = _(
         "Renew the session's token through WS-Trust before it expires (the same user identifies "
         "again; no organisation keystore needed)."
     )
-    renew_options = "--renew keeps the session's user, pharmacy and holder: drop --org, --holder and --user"
-    trace_help = (
+    # errors: English source text (N_), shown translated, English in --json
+    renew_options = N_(
+        "--renew keeps the session's user, pharmacy and holder: drop --org, --holder and --user"
+    )
+    both = N_("give --eid or --fallback KEYSTORE, not both")
+    logout_which = N_("give --session NAME or --all, not both")
+    trace_help = _(
         "Write the STS exchange to this folder, exactly as sent and received (owner-only files: "
         "they hold personal data)."
     )
-    trace_warning = "traces hold personal data: delete them once the helpdesk has them"
-    pin_fd_help = "Read the eID PIN from this file descriptor."
-    org_password_fd_help = "Read the organisation keystore's password from this file descriptor."
-    password_fd_help = "Read the fallback keystore's password from this file descriptor."
-    all_help = "Close every session."
-    json_help = "Print JSON."
-    logged_in = "session {name!r} open for {user} at {where} {pharmacy} until {expires} ({left})"
-    where: ClassVar[dict[str, str]] = {"pharmacy": "pharmacy", "ot": "tarification office"}
-    logged_out = "closed {count} session(s)"
-    none_open = "no open session (mcn login opens one)"
-    headers = ("SESSION", "USER", "NIHII", "ENV", "ISSUED", "EXPIRES", "LEFT")
-    both = "give --eid or --fallback KEYSTORE, not both"
-    logout_which = "give --session NAME or --all, not both"
+    trace_warning = _("mcn: traces hold personal data: delete them once the helpdesk has them")
+    warning = _("mcn: warning: {message}")
+    pin_fd_help = _("Read the eID PIN from this file descriptor.")
+    org_password_fd_help = _("Read the organisation keystore's password from this file descriptor.")
+    password_fd_help = _("Read the fallback keystore's password from this file descriptor.")
+    all_help = _("Close every session.")
+    json_help = _("Print JSON.")
+    logged_in = _("session {name!r} open for {user} at {where} {pharmacy} until {expires} ({left})")
+    where: ClassVar[dict[str, str]] = {"pharmacy": _("pharmacy"), "ot": _("tarification office")}
+    environments: ClassVar[dict[str, str]] = {
+        "sandbox": _("sandbox (tests, on this computer)"),
+        "acc": _("acceptance (eHealth's tests)"),
+        "prod": _("production"),
+    }
+    none_open = _("no open session (mcn login opens one)")
+    headers = (_("SESSION"), _("USER"), _("FOR"), _("ENVIRONMENT"), _("EXPIRES"), _("TIME LEFT"))
+    expired = _("expired")
+    left = _("{hours} h {minutes:02d} min")
+    # labels of mcn session show
+    session_label = _("session")
+    user_label = _("user")
+    pharmacy_label = _("pharmacy")
+    office_label = _("tarification office")
+    holder_label = _("holder NIHII")
+    environment_label = _("environment")
+    issued_label = _("issued")
+    expires_label = _("expires")
+    left_label = _("time left")
+
+
+def logged_out(count: int) -> str:
+    return ngettext("closed {count} session", "closed {count} sessions", count).format(count=count)
 
 
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
-Name = Annotated[str, typer.Option("--session", "-s", help=Text.name_help)]
+
+
+def session_option() -> Any:
+    """``--session``: MCN_SESSION when set, else "default" (the help says so: no "[default: …]")."""
+    return typer.Option(
+        "--session", "-s", envvar="MCN_SESSION", show_envvar=False, show_default=False, help=Text.name_help
+    )
+
+
+Name = Annotated[str, session_option()]
 
 
 def _left(seconds: float) -> str:
-    minutes = max(int(seconds // 60), 0)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+    if seconds <= 0:
+        return Text.expired
+    minutes = int(seconds // 60)
+    return Text.left.format(hours=minutes // 60, minutes=minutes % 60)
 
 
 def _local(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    return moment(datetime.fromisoformat(iso))
+
+
+def _environment(env: str) -> str:
+    return Text.environments.get(env, env)
+
+
+def _for(session: Any) -> str:
+    return f"{Text.where.get(session.kind, session.kind)} {session.organisation}"
+
+
+def _warn(message: object) -> None:
+    text = render(message) if isinstance(message, Message) else str(message)
+    sys.stderr.write(Text.warning.format(message=text) + "\n")
 
 
 def session_json(session: Any) -> dict[str, Any]:
@@ -119,22 +173,24 @@ def login(
     if renew:
         if org is not None or holder is not None or user is not None:
             raise InvalidInput("renew", "options", Text.renew_options)
-        session = renew_session(
-            name.strip() or "default", fallback=fallback, credentials=credentials, trace=trace
-        )
+        with recovering_key():
+            session = renew_session(
+                name.strip() or "default", fallback=fallback, credentials=credentials, trace=trace
+            )
     else:
-        session = open_session(
-            name.strip() or "default",
-            fallback=fallback,
-            org=org,
-            user=user,
-            holder_niss=holder,
-            credentials=credentials,
-            trace=trace,
-            warn=lambda message: sys.stderr.write(f"mcn: warning: {message}\n"),
-        )
+        with recovering_key():
+            session = open_session(
+                name.strip() or "default",
+                fallback=fallback,
+                org=org,
+                user=user,
+                holder_niss=holder,
+                credentials=credentials,
+                trace=trace,
+                warn=_warn,
+            )
     if trace is not None:
-        sys.stderr.write(f"mcn: {Text.trace_warning}\n")
+        sys.stderr.write(Text.trace_warning + "\n")
     if json:
         emit_json(session_json(session))
     else:
@@ -151,21 +207,22 @@ def login(
 
 
 def logout(
-    name: Annotated[
-        str | None, typer.Option("--session", "-s", help=Text.name_help, show_default=False)
-    ] = None,
+    ctx: typer.Context,
+    name: Annotated[str | None, session_option()] = None,
     every: Annotated[bool, typer.Option("--all", help=Text.all_help)] = False,
     json: Json = False,
 ) -> None:
     """Close a session."""
+    from typer._click.core import ParameterSource
+
     from mcn_cli.actions.local import open_database
     from mcn_cli.store import sessions
 
-    if name is not None and every:
-        raise InvalidInput("logout", "which", Text.logout_which)
+    if every and ctx.get_parameter_source("name") == ParameterSource.COMMANDLINE:
+        raise InvalidInput("logout", "which", Text.logout_which)  # MCN_SESSION alone does not clash
     with open_database() as db:
-        count = sessions.delete(db, None if every else (name or sessions.DEFAULT))
-    emit_result(json, {"closed": count}, Text.logged_out.format(count=count))
+        count = sessions.delete(db, None if every else ((name or "").strip() or sessions.DEFAULT))
+    emit_result(json, {"closed": count}, logged_out(count))
 
 
 app = typer.Typer(help=Text.session_help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -175,7 +232,8 @@ def _open_sessions() -> list[Any]:
     from mcn_cli.actions.local import cache_if_initialised
     from mcn_cli.store import sessions
 
-    cache = cache_if_initialised()
+    with recovering_key():
+        cache = cache_if_initialised()
     return sessions.all_sessions(cache.db, cache.vault) if cache else []
 
 
@@ -190,15 +248,7 @@ def list_sessions(json: Json = False) -> None:
         emit_table(
             Text.headers,
             [
-                (
-                    s.name,
-                    s.user_name,
-                    s.organisation,
-                    s.env,
-                    _local(s.issued),
-                    _local(s.expires),
-                    _left(s.time_left()),
-                )
+                (s.name, s.user_name, _for(s), _environment(s.env), _local(s.expires), _left(s.time_left()))
                 for s in found
             ],
         )
@@ -209,20 +259,21 @@ def show(name: Name = "default", json: Json = False) -> None:
     from mcn_cli.actions.local import open_cache
     from mcn_cli.store import sessions
 
-    cache = open_cache()
-    session = sessions.require(cache.db, cache.vault, name)
+    with recovering_key():
+        cache = open_cache()
+        session = sessions.require(cache.db, cache.vault, name)
     if json:
         emit_json(session_json(session))
         return
     emit_fields(
         [
-            ("session", session.name),
-            ("user", f"{session.user_name} ({session.user_niss})"),
-            ("pharmacy", session.organisation),
-            ("holder NIHII", session.holder_nihii11 or "-"),
-            ("environment", session.env),
-            ("issued", _local(session.issued)),
-            ("expires", _local(session.expires)),
-            ("time left", _left(session.time_left(datetime.now(UTC)))),
+            (Text.session_label, session.name),
+            (Text.user_label, f"{session.user_name} ({session.user_niss})"),
+            (Text.office_label if session.kind == "ot" else Text.pharmacy_label, session.organisation),
+            (Text.holder_label, session.holder_nihii11 or "-"),
+            (Text.environment_label, _environment(session.env)),
+            (Text.issued_label, _local(session.issued)),
+            (Text.expires_label, _local(session.expires)),
+            (Text.left_label, _left(session.time_left(datetime.now(UTC)))),
         ]
     )

@@ -8,6 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import certificates as certs
 from mcn_cli.sandbox import pki
 from mcn_cli.sandbox.setup import load_ca
@@ -19,10 +20,10 @@ VALIDITY_DAYS = 3 * 365
 def issue(files: Files, request: x509.CertificateSigningRequest) -> bytes:
     """The certificate for ``request`` with its chain (PEM), as eHealth's e-mail would bring it."""
     if not request.is_signature_valid:
-        raise InvalidInput("csr", "signature", "the certificate request's signature does not hold")
+        raise InvalidInput("csr", "signature", N_("the certificate request's signature does not hold"))
     holder = certs.holder_of(request)
     if holder is None or request.subject != certs.subject(holder):
-        raise InvalidInput("csr", "subject", "the request does not follow eHealth's subject layout")
+        raise InvalidInput("csr", "subject", N_("the request does not follow eHealth's subject layout"))
     ehealth = load_ca(files, "ehealth")
     root = load_ca(files, "root")
     certificate = (

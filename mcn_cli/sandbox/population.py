@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from mcn_cli.domain.consultation import ThirdPartyRegime
 from mcn_cli.domain.identifiers import Entitlement, Sex
+from mcn_cli.domain.messages import N_
 
 
 def _niss(birth: date, counter: int) -> str:
@@ -25,7 +26,7 @@ class Period:
 @dataclass(frozen=True)
 class Patient:
     scenario: str
-    description: str
+    description: str  # English source text (N_): mcn sandbox patients shows it translated
     first: str
     last: str
     birth: date
@@ -63,7 +64,7 @@ def population(today: date) -> tuple[Patient, ...]:
     return (
         Patient(
             "annex-1",
-            "rights all year: coverage is 30 days",
+            N_("rights all year: coverage is 30 days"),
             "Lucas",
             "Peeters",
             date(1985, 7, 30),
@@ -75,7 +76,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "annex-2",
-            "rights end in 18 days: coverage stops there",
+            N_("rights end in 18 days: coverage stops there"),
             "Emma",
             "Janssens",
             date(1990, 3, 12),
@@ -87,7 +88,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "annex-3",
-            "dispensed 17 days before the consultation",
+            N_("dispensed 17 days before the consultation"),
             "Noah",
             "Maes",
             date(1978, 11, 2),
@@ -100,7 +101,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "annex-4",
-            "rights ended 13 days ago, dispensed 17 days ago: never reusable",
+            N_("rights ended 13 days ago, dispensed 17 days ago: never reusable"),
             "Olivia",
             "Jacobs",
             date(1969, 5, 21),
@@ -113,7 +114,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "annex-5",
-            "dispensed 47 days ago: coverage ended before today, never reusable",
+            N_("dispensed 47 days ago: coverage ended before today, never reusable"),
             "Louis",
             "Mertens",
             date(1958, 1, 8),
@@ -126,7 +127,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "annex-6",
-            "two consecutive periods with the same CT1/CT2 join",
+            N_("two consecutive periods with the same CT1/CT2 join"),
             "Mila",
             "Willems",
             date(2001, 9, 17),
@@ -138,7 +139,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "ct-change",
-            "CT1/CT2 change in 10 days: coverage stops before",
+            N_("CT1/CT2 change in 10 days: coverage stops before"),
             "Arthur",
             "Claes",
             date(1949, 4, 3),
@@ -150,7 +151,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "member-only",
-            "the insurer knows no NISS: found by mutuality + membership number",
+            N_("the insurer knows no NISS: found by mutuality + membership number"),
             "Nour",
             "El Amrani",
             date(1994, 6, 30),
@@ -163,7 +164,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "newborn",
-            "born 5 days ago, no NISS yet: found by mutuality + membership number",
+            N_("born 5 days ago, no NISS yet: found by mutuality + membership number"),
             "Lina",
             "Dubois",
             newborn,
@@ -176,7 +177,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "deceased",
-            "died 10 days ago: rights end at death",
+            N_("died 10 days ago: rights end at death"),
             "Marcel",
             "Lemaire",
             date(1931, 2, 14),
@@ -190,7 +191,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "no-right",
-            "no right at the date: no commitment",
+            N_("no right at the date: no commitment"),
             "Jonas",
             "Smet",
             date(1999, 12, 1),
@@ -202,7 +203,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "multiple-io",
-            "known at two insurers: MyCareNet cannot decide",
+            N_("known at two insurers: MyCareNet cannot decide"),
             "Sara",
             "Vermeulen",
             date(1982, 8, 25),
@@ -215,7 +216,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "third-party-none",
-            "no third-party payer",
+            N_("no third-party payer"),
             "Tom",
             "De Smet",
             date(1975, 10, 10),
@@ -228,7 +229,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "third-party-elevated",
-            "increased reimbursement (121/121), elevated third-party payer",
+            N_("increased reimbursement (121/121), elevated third-party payer"),
             "Julie",
             "Wouters",
             date(1947, 3, 30),
@@ -241,7 +242,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "fault-timeout",
-            "every request is answered too late",
+            N_("every request is answered too late"),
             "Slow",
             "Answer",
             date(1980, 1, 1),
@@ -254,7 +255,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "fault-soap",
-            "every request gets a SOAP fault",
+            N_("every request gets a SOAP fault"),
             "Fault",
             "Soap",
             date(1980, 1, 2),
@@ -267,7 +268,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "fault-http-500",
-            "every request gets HTTP 500",
+            N_("every request gets HTTP 500"),
             "Fault",
             "Server",
             date(1980, 1, 3),
@@ -280,7 +281,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "fault-malformed",
-            "every answer is malformed XML",
+            N_("every answer is malformed XML"),
             "Fault",
             "Xml",
             date(1980, 1, 4),
@@ -293,7 +294,7 @@ def population(today: date) -> tuple[Patient, ...]:
         ),
         Patient(
             "fault-throttled",
-            "every request is throttled",
+            N_("every request is throttled"),
             "Fault",
             "Busy",
             date(1980, 1, 5),

@@ -7,6 +7,7 @@ import json
 import os
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.sandbox.world import Files
 
 _IN_PROCESS: dict[str, object] = {}
@@ -47,7 +48,9 @@ def base_url(files: Files | None = None) -> str:
     """A sandbox server for this process: the running one, or one started in-process."""
     files = files or Files()
     if not files.exists():
-        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+        raise InvalidInput(
+            "sandbox", "not-initialised", N_("the sandbox is not set up: run mcn sandbox init")
+        )
     override = os.environ.get("MCN_SANDBOX_URL")
     if override:
         return override.rstrip("/")

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.domain.pin import check_pin
 from mcn_cli.ehealth.trust import EHEALTH_OU
 from mcn_cli.sandbox import pki, softhsm, world
@@ -132,7 +133,7 @@ def cards(files: Files) -> list[tuple[object, x509.Certificate]]:
 
 
 def initialise(pin: str = world.DEFAULT_PIN, files: Files | None = None) -> SetupReport:
-    check_pin(pin, "sandbox eID PIN")  # before anything is written or any token sees it
+    check_pin(pin, N_("sandbox eID PIN"))  # before anything is written or any token sees it
     files = files or Files()
     created = not files.exists()
     if created:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.domain.pin import check_pin
 from mcn_cli.ehealth.signers import EID_KEY, EID_TOKEN, pkcs11_library
 
@@ -23,7 +24,7 @@ MODULE_CANDIDATES = (
     "/usr/local/lib/softhsm/libsofthsm2.so",
     "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 )
-INSTALL_HINT = "install SoftHSM2 (Debian/Ubuntu: apt-get install softhsm2; macOS: brew install softhsm)"
+INSTALL_HINT = N_("install SoftHSM2 (Debian/Ubuntu: apt-get install softhsm2; macOS: brew install softhsm)")
 SO_PIN = "12345678"  # the sandbox tokens' security-officer PIN
 
 
@@ -61,7 +62,7 @@ def _initialise_free_token(library: Any, path: str, pin: str) -> None:
         if not slot.get_token().flags & TokenFlag.TOKEN_INITIALIZED
     ]
     if not free:
-        raise InvalidInput("softhsm", "no-free-slot", "SoftHSM2 offers no free slot for a new token")
+        raise InvalidInput("softhsm", "no-free-slot", N_("SoftHSM2 offers no free slot for a new token"))
     slot_id = free[0].slot_id
     # python-pkcs11 does not expose C_InitToken; the module is already loaded and initialised
     # by it, and dlopen of the same file gives the same instance.
@@ -73,7 +74,10 @@ def _initialise_free_token(library: Any, path: str, pin: str) -> None:
     result = init_token(slot_id, so_pin, len(so_pin), label)
     if result != 0:
         raise InvalidInput(
-            "softhsm", "init-token", f"SoftHSM2 refused to initialise a token (CKR 0x{result:x})"
+            "softhsm",
+            "init-token",
+            N_("SoftHSM2 refused to initialise a token (CKR 0x{code:x})"),
+            code=result,
         )
     token = next(s for s in library.get_slots(token_present=True) if s.slot_id == slot_id).get_token()
     with token.open(rw=True, so_pin=SO_PIN) as session:
@@ -85,7 +89,7 @@ def pin_works(folder: Path, pin: str) -> bool:
     check it first)."""
     from pkcs11 import exceptions as p11
 
-    check_pin(pin, "sandbox eID PIN")
+    check_pin(pin, N_("sandbox eID PIN"))
     path = module()
     if path is None or not (folder / "tokens").exists():
         return False
@@ -111,8 +115,10 @@ def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificat
 
     path = module()
     if path is None:
-        raise InvalidInput("softhsm", "missing", f"SoftHSM2 is not installed: {INSTALL_HINT}")
-    check_pin(pin, "sandbox eID PIN")
+        raise InvalidInput(
+            "softhsm", "missing", N_("SoftHSM2 is not installed: {install}"), install=Message(INSTALL_HINT)
+        )
+    check_pin(pin, N_("sandbox eID PIN"))
     shutil.rmtree(folder / "tokens", ignore_errors=True)
     configure(folder)
     library = pkcs11_library(path)
@@ -132,7 +138,7 @@ def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificat
             elif isinstance(key, ec.EllipticCurvePrivateKey):
                 attributes = decode_ec_private_key(der)
             else:
-                raise InvalidInput("key", "type", "RSA or EC only")
+                raise InvalidInput("key", "type", N_("RSA or EC only"))
             attributes.update(
                 {
                     Attribute.TOKEN: True,
