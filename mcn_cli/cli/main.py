@@ -10,6 +10,7 @@ from functools import cache
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer._click import _textwrap
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
@@ -29,6 +30,11 @@ HELP = N_(
 VERSION_HELP = N_("Show the version and exit.")
 ENV_HELP = N_("eHealth environment: sandbox, acc or prod (default: MCN_ENV, config, sandbox).")
 LANG_HELP = N_("Language of the messages: fr, nl or en (default: MCN_LANG, config, locale, en).")
+
+# Help text wraps at spaces only: Click would break "--no-document-conformity" or
+# "NIHII-PHARMACY" at a hyphen, and a name cut in two cannot be copied (the bundled Click's own
+# wrapper class; other users of textwrap are untouched).
+_textwrap.TextWrapper.wordsep_re = _textwrap.TextWrapper.wordsep_simple_re
 
 # Commands by name, imported only when run (shell completion and scripts stay fast): the module
 # under mcn_cli.cli and either its Typer app (a command group) or its command function.
