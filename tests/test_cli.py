@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -175,15 +176,21 @@ def test_fallback_with_flags(mcn):
 def test_fallback_missing_answer_without_terminal_is_bad_input(mcn, monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     result = mcn("fallback", "--no-network", "--no-known")
-    assert result.code == 2 and "--confident or --no-confident" in result.err
+    assert result.code == 2 and "--sis-card or --no-sis-card" in result.err
+
+
+class Terminal(io.StringIO):
+    """Answers typed on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def test_fallback_asks_missing_answers_on_a_terminal(mcn, monkeypatch):
-    answers = iter([True])
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
-    monkeypatch.setattr(typer, "confirm", lambda *a, **k: next(answers))
+    monkeypatch.setattr(sys, "stdin", Terminal("oui\n"))  # French and Dutch answers count too
     result = mcn("fallback", "--no-network", "--no-known", "--json")
-    assert result.json()["outcome"] == "basic-principle"
+    assert result.json()["outcome"] == "sis-commitment"
+    assert "6. Does the patient have a SIS card?" in result.err
 
 
 def test_unknown_command_and_option_are_usage_errors(mcn):
@@ -233,3 +240,26 @@ def test_installed_console_script_runs():
     assert script, "the mcn console script is not installed"
     result = subprocess.run([script, "check", "niss", "85073003329"], capture_output=True, text=True)
     assert result.returncode == 2 and "check digits" in result.stderr and "Traceback" not in result.stderr
+
+
+MY_COMMANDS = (
+    ("consult",), ("reuse",), ("fallback",), ("coverage",), ("check", "niss"), ("check", "mutuality"),
+    ("billing", "invoice"), ("audit", "report"), ("audit", "verify"), ("demo",),
+)
+
+
+@pytest.mark.parametrize("command", MY_COMMANDS)
+def test_help_shows_no_bracketed_default(mcn, command):
+    result = mcn(*command, "--help")
+    assert result.code == 0 and "[default:" not in result.out
+
+
+def test_human_dates_in_french_json_in_iso(mcn):
+    result = mcn("--lang", "fr", "coverage", "--date", "2011-12-25", "--consulted", "2011-12-25",
+                 "--period", "110/110:2011-01-01..2011-12-31", "--period", "110/110:2012-01-01..2012-12-31")
+    assert result.code == 0 and "25/12/2011" in result.out and "2011-12-25" not in result.out
+    flags = ("--no-network", "--no-known", "--no-sis-card", "--no-document")
+    assert "True" not in mcn("--lang", "fr", "fallback", *flags).out
+    data = mcn("--lang", "fr", "coverage", "--date", "2011-12-25", "--consulted", "2011-12-25",
+               "--period", "110/110:2011-01-01..2011-12-31", "--json").json()
+    assert data["dispensed"] == "2011-12-25"  # JSON stays ISO

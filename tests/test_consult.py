@@ -123,7 +123,10 @@ def test_deceased_and_no_right(mcn, logged_in):
 def test_multiple_insurers_and_unknown_patient(mcn, logged_in):
     several = consult(mcn, "multiple-io")
     assert several.code == ExitStatus.NO_COMMITMENT
-    assert several.json()["multiple_io"] == ["1", "3"] and "several insurers (1, 3)" in several.err
+    assert several.json()["multiple_io"] == ["1", "3"]
+    assert "several insurers know the patient: Christian Mutualities, Solidaris" in several.err
+    assert "mcn: hint: ask the patient which insurer is theirs" in several.err
+    assert "--mutuality" in several.err
     unknown = mcn("consult", "--niss", "85073003427", "--json")  # valid, but nobody the insurers know
     assert unknown.code == ExitStatus.NO_COMMITMENT and unknown.json()["outcome"] == "unknown"
 
@@ -140,10 +143,9 @@ def test_every_answer_and_failure_is_audited(mcn, logged_in):
 @pytest.mark.parametrize(
     ("scenario", "needle"),
     [
-        ("fault-soap", "MyCareNet failed"),
+        ("fault-soap", "MyCareNet is failing"),
         ("fault-http-500", "HTTP 500"),
         ("fault-malformed", "malformed"),
-        ("fault-throttled", "throttling"),
     ],
 )
 def test_per_request_faults(mcn, logged_in, scenario, needle):
@@ -152,6 +154,28 @@ def test_per_request_faults(mcn, logged_in, scenario, needle):
     assert needle in result.err
     assert "mcn fallback --no-network" in result.err
     assert result.json()["error"]["hint"]
+
+
+def test_faults_say_what_to_do_next(logged_in):
+    """The consultation's own hint: MyCareNet failing means the emergency flow; MyCareNet
+    throttling (HTTP 429, Retry-After: 60) means wait and consult again, never "network down"."""
+    from mcn_cli.actions.consult import consult as run_consult
+    from mcn_cli.domain.errors import ServiceUnavailable
+    from mcn_cli.domain.identifiers import parse_niss
+
+    def hint_for(scenario: str) -> str:
+        patient = PEOPLE[scenario]
+        with pytest.raises(ServiceUnavailable) as failed:
+            run_consult(parse_niss(patient.niss), TODAY + timedelta(days=patient.try_date))
+        assert failed.value.hint is not None
+        return failed.value.hint
+
+    failing = hint_for("fault-soap")
+    assert "emergency flow" in failing
+    assert f"mcn fallback --no-network --niss {PEOPLE['fault-soap'].niss}" in failing
+    throttled = hint_for("fault-throttled")
+    assert throttled.startswith("consult again in 60 s")
+    assert "network" not in throttled and "fallback" not in throttled
 
 
 def test_network_down_hint_offers_the_cached_commitment(mcn, logged_in):
@@ -357,3 +381,35 @@ def test_the_burst_guard_holds_across_parallel_processes(mcn, logged_in, mcn_hom
     codes = [run.wait(timeout=120) for run in runs]
     assert codes.count(ExitStatus.POLICY_REFUSED) >= 5, codes
     assert sum(1 for code in codes if code != ExitStatus.POLICY_REFUSED) <= 3, codes
+
+
+def test_consult_waits_with_a_spinner_on_a_terminal_only(mcn, logged_in, monkeypatch):
+    import time
+
+    from mcn_cli.actions import consult as action
+
+    original = action.consult
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(action, "consult", slow)
+    monkeypatch.setattr("mcn_cli.cli.spinner.DELAY", 0.05)
+    monkeypatch.setattr("mcn_cli.cli.spinner._is_terminal", lambda stream: True)
+    niss = PEOPLE["annex-1"].niss
+    shown = mcn("consult", "--niss", niss)
+    assert shown.code == 0 and "Consulting MyCareNet…" in shown.err
+    assert shown.err.endswith("\r\x1b[K") and "Consulting" not in shown.out
+    assert "Consulting" not in mcn("consult", "--niss", niss, "--json").err
+    monkeypatch.setattr("mcn_cli.cli.spinner._is_terminal", lambda stream: False)
+    assert "Consulting" not in mcn("consult", "--niss", niss).err
+
+
+def test_consult_session_defaults_to_mcn_session(mcn, logged_in, monkeypatch):
+    monkeypatch.setenv("MCN_SESSION", "elsewhere")
+    result = mcn("consult", "--niss", PEOPLE["annex-1"].niss)
+    assert result.code == ExitStatus.AUTH_NEEDED and "elsewhere" in result.err
+    assert mcn("consult", "--niss", PEOPLE["annex-1"].niss, "--session", "default").code == 0
+    help_text = mcn("consult", "--help").out
+    assert "[default:" not in help_text and "MCN_SESSION" in help_text

@@ -29,35 +29,34 @@ def walk(**answers: bool):
             Outcome.BASIC_PRINCIPLE,
             [2, 3, 4, 5],
         ),
-        ({"network": False, "known": False, "confident": True}, Outcome.BASIC_PRINCIPLE, [2, 3, 5]),
+        # an unknown patient has no last known consultation: step 5 is not asked (brochure 9.2)
+        ({"network": False, "known": False, "sis_card": True}, Outcome.SIS_COMMITMENT, [2, 3, 6]),
         (
-            {"network": False, "known": False, "confident": False, "sis_card": True},
+            {"network": False, "known": True, "covered": False, "confident": False, "sis_card": True},
             Outcome.SIS_COMMITMENT,
-            [2, 3, 5, 6],
+            [2, 3, 4, 5, 6],
         ),
         (
             {
                 "network": False,
                 "known": False,
-                "confident": False,
                 "sis_card": False,
                 "document": True,
                 "document_confident": True,
             },
             Outcome.BASIC_PRINCIPLE_DOCUMENT,
-            [2, 3, 5, 6, 7, 8],
+            [2, 3, 6, 7, 8],
         ),
         (
             {
                 "network": False,
                 "known": False,
-                "confident": False,
                 "sis_card": False,
                 "document": True,
                 "document_confident": False,
             },
             Outcome.MODEL_704,
-            [2, 3, 5, 6, 7, 8],
+            [2, 3, 6, 7, 8],
         ),
         (
             {

@@ -19,7 +19,7 @@ def test_reuse_latest_commitment_covering_the_date(mcn):
         data["reusable"] and data["record"]["id"] == latest and data["record"]["commitment"]["ct1"] == "111"
     )
     text = mcn("reuse", "--niss", "85.07.30-033.28", "--date", "20/11/2011")
-    assert "reuse allowed" in text.out and "111/111" in text.out
+    assert text.out.startswith("Reuse allowed: ") and "111/111" in text.out
     older = mcn(
         "reuse", "--mutuality", "306", "--member-number", "9876543210", "--date", "2011-11-05", "--json"
     )
@@ -95,3 +95,63 @@ def test_fallback_answers_steps_3_and_4_from_the_cache(mcn, monkeypatch):
     )
     assert unknown.json()["outcome"] == "sis-commitment"
     assert mcn("fallback", "--no-network", "--date", "2011-11-20").code == 2
+
+
+def test_refused_reuse_says_the_verdict_first_and_hides_the_commitment(mcn):
+    open_cache().store(consultation())  # coverage 2011-11-12 .. 2011-12-12
+    result = mcn("reuse", "--niss", PATIENT_NISS, "--date", "2011-12-13")
+    assert result.code == ExitStatus.NO_COMMITMENT
+    first = result.out.splitlines()[0]
+    assert first.startswith("Do not reuse: ") and "2011-12-12" in first and "2011-12-13" in first
+    for usable in ("110/110", "SEED012345", "payment approval", "OT check code", "AAAAAAAA"):
+        assert usable not in result.out
+    assert "mcn fallback" in result.err
+    french = mcn("--lang", "fr", "reuse", "--niss", PATIENT_NISS, "--date", "2011-12-13", "--json")
+    assert french.json()["reusable"] is False
+    assert french.json()["reason"] == "dispensing date after the coverage end"
+    nobody = mcn("reuse", "--niss", OTHER_NISS, "--date", "2011-11-20")
+    assert nobody.out.startswith("Do not reuse: no payment commitment is known")
+
+
+def test_reuse_date_defaults_to_today(mcn):
+    from datetime import date, timedelta
+
+    today = date.today()
+    start = (today - timedelta(days=3)).isoformat()
+    end = (today + timedelta(days=300)).isoformat()
+    open_cache().store(consultation(consulted=start, periods=((start, end),)))
+    result = mcn("reuse", "--niss", PATIENT_NISS, "--json")
+    assert result.code == 0 and result.json()["dispensed"] == today.isoformat() and result.json()["reusable"]
+
+
+class _Terminal:
+    """stdin on a terminal, with the answers typed."""
+
+    def __init__(self, text: str) -> None:
+        import io
+
+        self._lines = io.StringIO(text)
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self._lines.readline()
+
+
+def test_interactive_fallback_answers_steps_3_and_4_from_the_cache(mcn, monkeypatch):
+    open_cache().store(consultation())
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))  # only step 2 is asked
+    result = mcn("fallback", "--niss", PATIENT_NISS, "--date", "2011-11-20", "--json")
+    assert result.json()["outcome"] == "commitment-reuse"
+    assert "2. " in result.err and "3. " not in result.err and "4. " not in result.err
+    monkeypatch.setattr(sys, "stdin", _Terminal("nee\nja\n"))  # not covered: step 5 is asked
+    late = mcn("fallback", "--niss", PATIENT_NISS, "--date", "2011-12-20", "--json")
+    assert late.json()["outcome"] == "basic-principle" and "5. " in late.err and "4. " not in late.err
+    monkeypatch.setattr(sys, "stdin", _Terminal("non\no\n"))  # unknown patient: no step 5
+    unknown = mcn("fallback", "--niss", OTHER_NISS, "--date", "2011-11-20", "--json")
+    assert unknown.json()["outcome"] == "sis-commitment"
+    assert [s["step"] for s in unknown.json()["path"]] == [2, 3, 6]
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))  # network up: the cache is not read
+    online = mcn("fallback", "--niss", PATIENT_NISS, "--json")
+    assert online.json()["outcome"] == "commitment" and online.json()["reuse"] is None

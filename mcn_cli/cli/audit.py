@@ -2,36 +2,67 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
+from mcn_cli.cli.i18n import _, day, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.dates import parse_month
 from mcn_cli.domain.errors import DataIntegrity
+from mcn_cli.domain.messages import N_, Message
 
 
 class Text:
     """Human text of `mcn audit` (translate here)."""
 
-    help = "The audit trail: who consulted which patient, when and why (keyed pseudonyms only)."
-    verify_help = "Check the chain of the audit trail: an edited, deleted or reordered entry is reported."
-    report_help = "Set a month's consultations against invoiced dispensings; list those never invoiced."
-    month_help = "The month (YYYY-MM) of the consultations."
-    json_help = "Print JSON."
-    intact = "audit trail intact: {entries} entries, head {head}"
-    broken = "audit trail broken at {count} entries (first at entry {first})"
-    break_line = "  entry {seq}: {problem}"
-    empty = "the audit trail is empty"
-    title = "Consultations of {month}"
-    consultations = "answered"
-    invoiced = "invoiced"
-    never_invoiced = "never invoiced"
-    refused = "refused or failed"
-    ot = "OT consultations"
-    reuses = "commitment reuses"
-    list_title = "Never invoiced:"
-    headers = ("ENTRY", "WHEN (UTC)", "DISPENSED", "PATIENT", "RECORD", "OUTCOME")
+    help = _("The audit trail: who consulted which patient, when and why (keyed pseudonyms only).")
+    verify_help = _("Check the chain of the audit trail: an edited, deleted or reordered entry is reported.")
+    report_help = _("Set a month's consultations against invoiced dispensings; list those never invoiced.")
+    month_help = _("The month (YYYY-MM) of the consultations.")
+    json_help = _("Print JSON.")
+    break_line = _("  entry {seq}: {problem}")
+    empty = _("the audit trail is empty")
+    title = _("Consultations of {month}")
+    consultations = _("answered")
+    invoiced = _("invoiced")
+    never_invoiced = _("never invoiced")
+    refused = _("refused or failed")
+    ot = _("OT consultations")
+    reuses = _("commitment reuses")
+    list_title = _("Never invoiced:")
+    headers = (_("ENTRY"), _("WHEN (UTC)"), _("DISPENSED"), _("PATIENT"), _("RECORD"), _("OUTCOME"))
+
+
+BROKEN = N_("audit trail broken from entry {first} (problems found: {count})")
+
+
+def _intact(entries: int, head: str) -> str:
+    text = ngettext("audit trail intact: {entries} entry, head {head}",
+                    "audit trail intact: {entries} entries, head {head}", entries)
+    return text.format(entries=entries, head=head)
+
+
+def _utc(at: str) -> str:
+    """An entry's ISO time (UTC) as ``28/11/2026 14:05`` in French and Dutch."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return at[:16].replace("T", " ")
+    return f"{day(moment.date())} {moment:%H:%M}"
+
+
+def _date(text: str | None) -> object:
+    try:
+        return date.fromisoformat(text) if text else text
+    except ValueError:
+        return text
+
+
+def _words(problem: object) -> str:
+    """A problem found by verify, in the user's language when it is a message."""
+    return render(problem) if isinstance(problem, Message) else str(problem)
 
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -54,16 +85,16 @@ def verify(json: Json = False) -> None:
                 "intact": result.intact,
                 "entries": result.entries,
                 "head": result.head,
-                "breaks": [{"seq": b.seq, "problem": b.problem} for b in result.breaks],
+                "breaks": [{"seq": b.seq, "problem": str(b.problem)} for b in result.breaks],
             }
         )
     elif result.intact:
-        emit_line(Text.intact.format(entries=result.entries, head=result.head))
+        emit_line(_intact(result.entries, result.head))
     else:
         for item in result.breaks:
-            emit_line(Text.break_line.format(seq=item.seq, problem=item.problem))
+            emit_line(Text.break_line.format(seq=item.seq, problem=_words(item.problem)))
     if not result.intact:
-        raise DataIntegrity(Text.broken.format(count=len(result.breaks), first=result.breaks[0].seq))
+        raise DataIntegrity(BROKEN, count=len(result.breaks), first=result.breaks[0].seq)
 
 
 @app.command("report", help=Text.report_help)
@@ -136,7 +167,7 @@ def report(
         emit_table(
             Text.headers,
             [
-                (e.seq, e.at[:16].replace("T", " "), e.dispensed, (e.patient or "")[:12], e.record, e.outcome)
+                (e.seq, _utc(e.at), _date(e.dispensed), (e.patient or "")[:12], e.record, e.outcome)
                 for e in result.never_invoiced
             ],
         )

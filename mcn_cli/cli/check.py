@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 
+from mcn_cli.cli.errors import human_hint
+from mcn_cli.cli.i18n import _, day, render
 from mcn_cli.cli.output import emit_json, emit_line
+from mcn_cli.cli.records import sex_word
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.identifiers import (
     Kbo,
@@ -28,21 +31,30 @@ from mcn_cli.status import ExitStatus
 class Text:
     """Human text of `mcn check` (translate here)."""
 
-    help = "Validate and normalise identifiers (exit 0 when all are valid, 2 otherwise)."
-    niss_help = "Check NISS/INSZ or BIS numbers: check digits, birth date, sex."
-    nihii_help = "Check NIHII/INAMI numbers: 8 digits for a pharmacy, 11 for a person."
-    kbo_help = "Check company numbers (KBO/BCE)."
-    mutuality_help = "Check mutuality codes (306) or mutuality + membership number (306/1234567)."
-    values_help = "Values to check, in any usual written form."
-    json_help = "Print JSON (a list, one object per value)."
-    unknown = "unknown"
-    born = "born {}"
-    bis = "BIS number"
-    pharmacy = "pharmacy"
-    person = "person, qualification {}"
-    titular = "titular pharmacist"
-    member = "member {}"
-    invalid = "{field} {value}: {detail}"
+    help = _("Validate and normalise identifiers (exit 0 when all are valid, 2 otherwise).")
+    niss_help = _("Check NISS/INSZ or BIS numbers: check digits, birth date, sex.")
+    nihii_help = _("Check NIHII/INAMI numbers: 8 digits for a pharmacy, 11 for a person.")
+    kbo_help = _("Check company numbers (KBO/BCE).")
+    mutuality_help = _("Check mutuality codes (306) or mutuality + membership number (306/1234567).")
+    values_help = _("Values to check, in any usual written form.")
+    json_help = _("Print JSON (a list, one object per value).")
+    born = _("born {date}")
+    born_unknown = _("birth date unknown")
+    bis = _("BIS number")
+    pharmacy = _("pharmacy")
+    person = _("person, qualification {qualification}")
+    titular = _("{kind} (titular pharmacist)")
+    member = _("member {number}")
+    invalid = _("mcn: {field} {value}: {detail}")
+    invalid_hint = _("mcn: {field} {value}: {detail} ({hint})")
+    # what each checked value is, for the error line (the field codes stay in JSON)
+    fields: ClassVar[dict[str, str]] = {
+        "niss": _("NISS"),
+        "nihii": _("NIHII number"),
+        "kbo": _("company number"),
+        "mutuality": _("mutuality"),
+        "member-number": _("membership number"),
+    }
 
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -52,8 +64,8 @@ Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
 
 
 def _niss(niss: Niss) -> tuple[str, dict[str, Any]]:
-    born = Text.born.format(niss.birth_date.isoformat() if niss.birth_date else Text.unknown)
-    details = [born, niss.sex.value] + ([Text.bis] if niss.bis else [])
+    born = Text.born.format(date=day(niss.birth_date)) if niss.birth_date else Text.born_unknown
+    details = [born, sex_word(niss.sex)] + ([Text.bis] if niss.bis else [])
     data = {
         "niss": niss.value,
         "formatted": niss.formatted,
@@ -68,9 +80,9 @@ def _nihii(nihii: Nihii) -> tuple[str, dict[str, Any]]:
     if nihii.is_pharmacy:
         kind = Text.pharmacy
     else:
-        kind = Text.person.format(nihii.qualification)
+        kind = Text.person.format(qualification=nihii.qualification)
         if nihii.is_titular:
-            kind += f" ({Text.titular})"
+            kind = Text.titular.format(kind=kind)
     data = {
         "nihii": nihii.value,
         "kind": "pharmacy" if nihii.is_pharmacy else "person",
@@ -95,10 +107,11 @@ def _mutuality(value: str) -> tuple[str, dict[str, Any]]:
         "union": mutuality.union,
         "insurer": mutuality.insurer,
     }
-    text = f"{mutuality.code}  {mutuality.insurer}"
+    insurer = _(mutuality.insurer)  # the union's name, in the user's language when catalogued
+    text = f"{mutuality.code}  {insurer}"
     if member is not None:
         data["member_number"] = member.number
-        text = f"{member}  {mutuality.insurer}, {Text.member.format(member.number)}"
+        text = f"{member}  {insurer}, {Text.member.format(number=member.number)}"
     return text, data
 
 
@@ -114,11 +127,14 @@ def _check(
             text, data = describe(value)
         except InvalidInput as error:
             all_valid = False
-            sys.stderr.write(
-                "mcn: "
-                + Text.invalid.format(field=error.field, value=visible(value), detail=error.detail)
-                + "\n"
+            hint = human_hint(error)
+            line = (Text.invalid_hint if hint else Text.invalid).format(
+                field=Text.fields.get(error.field, error.field),
+                value=visible(value),
+                detail=visible(render(error.detail_id, error.params)),
+                hint=visible(hint or ""),
             )
+            sys.stderr.write(line + "\n")
             results.append(
                 {
                     "input": value,

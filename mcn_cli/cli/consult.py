@@ -3,82 +3,123 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import typer
 
+from mcn_cli.cli.i18n import _, day, render
 from mcn_cli.cli.output import emit_fields, emit_json
-from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, patient_from
-from mcn_cli.cli.records import consultation_json
+from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, SessionOption, patient_from
+from mcn_cli.cli.records import consultation_json, regime_word, sex_word
+from mcn_cli.cli.spinner import waiting
 from mcn_cli.domain.dates import parse_date
-from mcn_cli.domain.errors import NoCommitment, ServiceUnavailable
+from mcn_cli.domain.errors import McnError, NoCommitment, ServiceUnavailable
+from mcn_cli.domain.identifiers import insurer_name
+from mcn_cli.domain.messages import N_, Message
 
 
 class Text:
     """Human text of `mcn consult` (translate here)."""
 
-    help = (
+    help = _(
         "Consult a patient's rights for a dispensing and get the payment commitment "
         "(one patient per call; the answer is kept in the encrypted cache and audited)."
     )
-    date_help = "Dispensing date: YYYY-MM-DD or DD/MM/YYYY (default: today)."
-    session_help = "The eHealth session to use."
-    reference_help = "Your own reference for this request (at most 25 characters; returned by MyCareNet)."
-    trace_help = (
+    date_help = _("Dispensing date: YYYY-MM-DD or DD/MM/YYYY (default: today).")
+    reference_help = _("Your own reference for this request (at most 25 characters; returned by MyCareNet).")
+    trace_help = _(
         "Write the request exactly as sent (its signature verifies; it holds the licence), a copy with "
         "the licence redacted (...-request.redacted.xml, the one to send) and the answer to this folder."
     )
-    json_help = "Print JSON."
-    patient = "patient"
-    born = "born"
-    deceased = "deceased"
-    mutuality = "mutuality"
-    entitlement = "CT1/CT2"
-    increased = " (increased reimbursement)"
-    third_party = "third-party payer"
-    coverage = "coverage"
-    reusable = "{start} → {end}; reusable up to {end} when the network is down"
-    never = "{start} → {end}; never reusable (ended before today)"
-    approval = "payment approval"
-    seed = "seed"
-    ot_check = "OT check code"
-    record = "cache record"
-    outcomes: ClassVar[dict[str, str]] = {
-        "no-right": "no right at {date}: no payment commitment",
-        "unknown": "the insurers do not know this patient: no payment commitment",
-        "multiple-insurers": "the patient is known at several insurers ({insurers}): no payment commitment; "
-        "ask the patient which insurer is theirs",
-    }
-    reuse_ok = (
-        "network down: the cached commitment of {consulted} covers {date} (mcn reuse {who} --date {date})"
-    )
-    reuse_no = (
-        "network down and no cached commitment may be reused ({reason}): "
-        "mcn fallback --no-network {who} --date {date}"
-    )
-    trace_warning = (
+    json_help = _("Print JSON.")
+    patient = _("patient")
+    born = _("born")
+    born_value = _("{date}, {sex}")
+    deceased = _("deceased")
+    mutuality = _("mutuality")
+    entitlement = _("CT1/CT2")
+    increased = _("{codes} (increased reimbursement)")
+    third_party = _("third-party payer")
+    coverage = _("coverage")
+    reusable = _("{start} → {end}; reusable up to {end} when the network is down")
+    never = _("{start} → {end}; never reusable (ended before today)")
+    approval = _("payment approval")
+    seed = _("seed")
+    ot_check = _("OT check code")
+    record = _("cache record")
+    waiting = _("Consulting MyCareNet…")
+    trace_warning = _(
         "traces hold patient data, and each ...-request.xml the software licence: send the "
         "...-request.redacted.xml copies, and delete the traces once the helpdesk has them"
     )
+    notice = _("mcn: {message}")
+
+
+# Raised as errors: English source text (the JSON message), translated when shown.
+OUTCOMES: dict[str, str] = {
+    "no-right": N_("no right at {date}: no payment commitment"),
+    "unknown": N_("the insurers do not know this patient: no payment commitment"),
+    "multiple-insurers": N_("several insurers know the patient: {insurers}; no payment commitment"),
+}
+MULTIPLE_HINT = N_(
+    "ask the patient which insurer is theirs and consult again with their mutuality and membership "
+    "number: mcn consult --mutuality CODE --member-number NUMBER --date {date_arg}"
+)
+REUSE_OK = N_(
+    "network down: the cached commitment of {consulted} covers {date} (mcn reuse {who} --date {date_arg})"
+)
+REUSE_NO = N_(
+    "network down and no cached commitment may be reused ({reason}): "
+    "mcn fallback --no-network {who} --date {date_arg}"
+)
+REUSE_UNKNOWN = N_("mcn fallback --no-network {who} --date {date_arg} ({problem})")
 
 
 def _who(niss: str | None, mutuality: str | None, member: str | None) -> str:
     return f"--niss {niss}" if niss else f"--mutuality {mutuality} --member-number {member}"
 
 
-def _fallback_hint(patient: Any, day: date, who: str) -> str:
+def insurers(codes: Sequence[str]) -> Message:
+    """The insurers of MultipleIO by name (``1`` → the union 100), translated when shown."""
+    names: list[object] = []
+    for code in codes:
+        try:
+            names.append(Message(insurer_name(code if len(code) == 3 else f"{code[:1]}00")))
+        except (KeyError, IndexError):  # a code of no known union: say the code
+            names.append(code)
+    # one placeholder per name: each name is a message of its own (translated when shown)
+    template = ", ".join(f"{{insurer{index}}}" for index in range(len(names)))
+    return Message(template, {f"insurer{index}": name for index, name in enumerate(names)})
+
+
+def _with_fallback_hint(error: ServiceUnavailable, patient: Any, on: date, who: str) -> None:
+    """Tell, as the error's hint, whether a cached commitment may be reused (the hint keeps the
+    English text in JSON and is translated when shown)."""
     from mcn_cli.actions.reuse import find_reusable
 
+    extra: dict[str, object] = {"who": who, "date": on, "date_arg": on.isoformat()}
     try:
-        found = find_reusable(patient, day, audit=False)  # a hint, not a reuse
-    except Exception as error:  # the hint must never hide the real error
-        return f"mcn fallback --no-network {who} --date {day} ({error})"
+        found = find_reusable(patient, on, audit=False)  # a hint, not a reuse
+    except Exception as problem:  # the hint must never hide the real error
+        detail = problem.as_message() if isinstance(problem, McnError) else str(problem)
+        error.params = {**error.params, **extra, "problem": detail}
+        error.hint = REUSE_UNKNOWN
+        return
     if found.verdict.allowed and found.record is not None:
-        consulted = found.record.consultation.consulted_at.astimezone().date()
-        return Text.reuse_ok.format(consulted=consulted, date=day, who=who)
-    return Text.reuse_no.format(reason=found.verdict.reason, who=who, date=day)
+        extra["consulted"] = found.record.consultation.consulted_at.astimezone().date()
+        error.params = {**error.params, **extra}
+        error.hint = REUSE_OK
+    else:
+        error.params = {**error.params, **extra, "reason": Message(found.verdict.reason)}
+        error.hint = REUSE_NO
+
+
+def _notice(message: object) -> str:
+    text = render(message) if isinstance(message, Message) else str(message)
+    return Text.notice.format(message=text)
 
 
 def consult(
@@ -88,7 +129,7 @@ def consult(
     dispensed: Annotated[
         str | None, typer.Option("--date", "-d", help=Text.date_help, show_default=False)
     ] = None,
-    session: Annotated[str, typer.Option("--session", "-s", help=Text.session_help)] = "default",
+    session: SessionOption = "default",
     reference: Annotated[
         str | None, typer.Option("--reference", help=Text.reference_help, show_default=False)
     ] = None,
@@ -99,21 +140,22 @@ def consult(
     from mcn_cli.actions.consult import consult as run_consult
 
     patient = patient_from(niss, mutuality, member_number)
-    day = parse_date(dispensed, "date") if dispensed else date.today()
+    on = parse_date(dispensed, "date") if dispensed else date.today()
     who = _who(niss, mutuality, member_number)
     if trace is not None:
-        sys.stderr.write(f"mcn: {Text.trace_warning}\n")
+        sys.stderr.write(Text.notice.format(message=Text.trace_warning) + "\n")
     try:
-        result = run_consult(
-            patient,
-            day,
-            session_name=session,
-            user_reference=reference,
-            trace=trace,
-            notify=lambda message: sys.stderr.write(f"mcn: {message}\n"),
-        )
+        with waiting(Text.waiting, enabled=not json) as spinner:
+            result = run_consult(
+                patient,
+                on,
+                session_name=session,
+                user_reference=reference,
+                trace=trace,
+                notify=lambda message: spinner.say(_notice(message)),
+            )
     except ServiceUnavailable as error:
-        error.hint = _fallback_hint(patient, day, who)
+        _with_fallback_hint(error, patient, on, who)
         raise
     consultation = result.consultation
     if json:
@@ -134,11 +176,16 @@ def consult(
         )
     else:
         emit_fields(rows(result))
-    if result.outcome != "commitment":
-        message = Text.outcomes[result.outcome].format(
-            date=day, insurers=", ".join(result.answer.multiple_io)
+    if result.outcome == "multiple-insurers":
+        raise NoCommitment(
+            OUTCOMES[result.outcome],
+            reason=result.outcome,
+            hint=MULTIPLE_HINT,
+            insurers=insurers(result.answer.multiple_io),
+            date_arg=on.isoformat(),
         )
-        raise NoCommitment(message, reason=result.outcome)
+    if result.outcome != "commitment":
+        raise NoCommitment(OUTCOMES[result.outcome], reason=result.outcome, date=on)
 
 
 def rows(result: Any) -> list[tuple[str, object]]:
@@ -152,22 +199,22 @@ def answer_rows(c: Any) -> list[tuple[str, object]]:
     identity = f"{who} ({r.niss})" if r.niss else who
     rows: list[tuple[str, object]] = [(Text.patient, identity or "-")]
     if r.birth_date:
-        rows.append((Text.born, f"{r.birth_date}, {r.sex.value}"))
+        rows.append((Text.born, Text.born_value.format(date=day(r.birth_date), sex=sex_word(r.sex))))
     if r.deceased:
         rows.append((Text.deceased, r.deceased))
     if r.mutuality:
         rows.append((Text.mutuality, f"{r.mutuality} / {r.member_number or '-'}"))
     commitment = c.commitment
     if commitment is not None:
-        entitlement = str(commitment.entitlement) + (
-            Text.increased if commitment.entitlement.increased else ""
-        )
+        entitlement = str(commitment.entitlement)
+        if commitment.entitlement.increased:
+            entitlement = Text.increased.format(codes=entitlement)
         cover = commitment.coverage
         template = Text.reusable if commitment.reusable else Text.never
         rows += [
             (Text.entitlement, entitlement),
-            (Text.third_party, c.third_party.value if c.third_party else "-"),
-            (Text.coverage, template.format(start=cover.start, end=cover.end)),
+            (Text.third_party, regime_word(c.third_party) if c.third_party else "-"),
+            (Text.coverage, template.format(start=day(cover.start), end=day(cover.end))),
         ]
     if c.verification is not None:
         v = c.verification

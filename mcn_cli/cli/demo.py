@@ -8,29 +8,34 @@ from typing import Annotated
 
 import typer
 
+from mcn_cli.cli.i18n import _, moment
 from mcn_cli.cli.output import emit_json, emit_line
+from mcn_cli.domain.messages import N_
 
 
 class Text:
     """Human text of `mcn demo` (translate here)."""
 
-    help = (
+    help = _(
         "Run the main job against the built-in sandbox: set it up, log in with the sandbox eID "
         "(PIN from MCN_PIN, else 1234), consult two patients, show the cache."
     )
-    json_help = "Print JSON."
-    only_sandbox = "the demo runs only in the sandbox environment"
+    json_help = _("Print JSON.")
     step_init = "$ mcn sandbox init"
     step_login = "$ mcn login"
-    step_login_fallback = (
+    step_login_fallback = _(
         "$ mcn login --fallback {keystore}   (no SoftHSM2: the personal fallback certificate)"
     )
     step_consult = "$ mcn consult {who}"
     step_list = "$ mcn cache list"
-    done = (
+    session = _("session open for {user} at pharmacy {pharmacy} until {until}")
+    done = _(
         "Done. Try: mcn sandbox patients, mcn consult --niss <NISS>, mcn reuse, mcn fallback, "
         "mcn audit report"
     )
+
+
+ONLY_SANDBOX = N_("the demo runs only in the sandbox environment")
 
 
 def demo(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = False) -> None:
@@ -49,7 +54,7 @@ def demo(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = Fa
 
     settings = load()
     if environment_name(settings) != "sandbox":
-        raise InvalidInput("env", "sandbox-only", Text.only_sandbox)
+        raise InvalidInput("env", "sandbox-only", ONLY_SANDBOX)
     pin = os.environ.get("MCN_PIN") or world.DEFAULT_PIN
     say = (lambda text: None) if json else emit_line
     say(Text.step_init)
@@ -62,7 +67,11 @@ def demo(json: Annotated[bool, typer.Option("--json", help=Text.json_help)] = Fa
         say(Text.step_login)
         os.environ["MCN_PIN"] = pin
         session = login(settings=settings)
-    say(f"session open for {session.user_name} at pharmacy {session.organisation} until {session.expires}")
+    say(
+        Text.session.format(
+            user=session.user_name, pharmacy=session.organisation, until=moment(session.expires_at)
+        )
+    )
     today = date.today()
     people = {p.scenario: p for p in population.population(today)}
     results = []

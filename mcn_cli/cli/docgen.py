@@ -1,6 +1,7 @@
 """Regenerate completions/ and man/ from the Typer app: ``python -m mcn_cli.cli.docgen [ROOT]``.
 
-The committed outputs are tested to be current (tests/test_docs.py).
+The committed outputs are tested to be current (tests/test_docs.py). The man pages are written
+in English whatever the language of the session that generates them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typer._click.shell_completion import get_completion_class
 from typer.core import TyperGroup
 
 from mcn_cli import __version__
+from mcn_cli.cli import i18n
 from mcn_cli.cli.main import app
 from mcn_cli.status import DESCRIPTIONS
 
@@ -25,6 +27,8 @@ ENVIRONMENT = {
     "MCN_CACHE_PASSPHRASE": "The cache passphrase, when the cache is protected by one (else a prompt).",
     "MCN_CACHE_NEW_PASSPHRASE": "The new passphrase for mcn cache rekey --passphrase (else a prompt).",
     "MCN_ENV": "The eHealth environment: sandbox (default), acc or prod.",
+    "MCN_LANG": "The language of the messages: fr, nl or en (else the lang setting, then the locale).",
+    "MCN_SESSION": 'The eHealth session a command uses when --session is not given (else "default").',
     "MCN_PIN": (
         "The eID PIN (else a hidden prompt; --pin-fd reads it from a file descriptor); also the PIN "
         "mcn sandbox init gives the sandbox tokens."
@@ -152,7 +156,8 @@ def man_pages() -> dict[str, str]:
 
 
 def outputs() -> dict[str, str]:
-    """Every generated file, by path relative to the project root."""
+    """Every generated file, by path relative to the project root (in English)."""
+    i18n.use("en")
     files = {f"completions/{file}": completion_script(shell) for shell, file in SHELLS.items()}
     files.update({f"man/{name}": text for name, text in man_pages().items()})
     return files

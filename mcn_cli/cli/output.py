@@ -43,10 +43,18 @@ def emit_json(payload: Any) -> None:
     _State.json_written = True
 
 
+def _cell(value: object) -> str:
+    """A value as people read it: dates as the language writes them (ISO in English), times in
+    local time, booleans as yes/no, messages translated (see ``i18n.value_text``)."""
+    from mcn_cli.cli.i18n import value_text
+
+    return "" if value is None else visible(str(value_text(value)))
+
+
 def emit_fields(rows: Iterable[tuple[str, object]], title: str | None = None) -> None:
     """A block of ``label  value`` lines, labels aligned; one line per row (a line break in a
     value is written as an escape)."""
-    rows = [(visible(label), "" if value is None else visible(str(value))) for label, value in rows]
+    rows = [(visible(label), _cell(value)) for label, value in rows]
     width = max((len(label) for label, _ in rows), default=0)
     lines = [visible(title, keep_newlines=True)] if title else []
     indent = "  " if title else ""
@@ -70,7 +78,7 @@ def emit_line(text: str = "") -> None:
 def emit_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A plain aligned table (fast to start, friendly to grep and to narrow terminals)."""
     headers = [visible(h) for h in headers]
-    text_rows = [["" if cell is None else visible(str(cell)) for cell in row] for row in rows]
+    text_rows = [[_cell(cell) for cell in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in text_rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in text_rows]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from mcn_cli.cli.i18n import _, day, moment
 from mcn_cli.cli.patient import mask_member, mask_niss
-from mcn_cli.domain.consultation import CareReceiver, Consultation
+from mcn_cli.domain.consultation import CareReceiver, Consultation, ThirdPartyRegime
+from mcn_cli.domain.identifiers import Sex
 
 if TYPE_CHECKING:
     from mcn_cli.store.cache import Cached
@@ -14,24 +16,48 @@ if TYPE_CHECKING:
 class Text:
     """Human text shared by the commands that show a consultation (translate here)."""
 
-    patient = "patient"
-    name = "name"
-    born = "born"
-    deceased = "deceased"
-    mutuality = "mutuality"
-    pharmacy = "pharmacy"
-    consulted = "consulted"
-    dispensed = "dispensed"
-    entitlement = "CT1/CT2"
-    third_party = "third-party payer"
-    coverage = "coverage"
-    approval = "payment approval"
-    seed = "seed"
-    ot_check = "OT check code"
-    reference = "reference"
-    state = "billing state"
-    no_commitment = "none (no right at the dispensing date)"
-    unknown = "unknown"
+    patient = _("patient")
+    name = _("name")
+    born = _("born")
+    deceased = _("deceased")
+    mutuality = _("mutuality")
+    pharmacy = _("pharmacy")
+    consulted = _("consulted")
+    dispensed = _("dispensed")
+    entitlement = _("CT1/CT2")
+    third_party = _("third-party payer")
+    coverage = _("coverage")
+    approval = _("payment approval")
+    seed = _("seed")
+    ot_check = _("OT check code")
+    reference = _("reference")
+    state = _("billing state")
+    no_commitment = _("none (no right at the dispensing date)")
+    unknown = _("unknown")
+    span = _("{start} → {end}")
+    sexes: ClassVar[dict[Sex, str]] = {
+        Sex.MALE: _("male"),
+        Sex.FEMALE: _("female"),
+        Sex.UNKNOWN: _("sex unknown"),
+    }
+    regimes: ClassVar[dict[ThirdPartyRegime, str]] = {
+        ThirdPartyRegime.NONE: _("none"),
+        ThirdPartyRegime.STANDARD: _("standard"),
+        ThirdPartyRegime.ELEVATED: _("elevated"),
+    }
+
+
+def reason_words(reason: str) -> str:
+    """A reuse verdict's reason (a stable code in JSON, and a msgid) in the user's language."""
+    return _(reason)
+
+
+def sex_word(sex: Sex) -> str:
+    return Text.sexes.get(sex, str(sex))
+
+
+def regime_word(regime: ThirdPartyRegime) -> str:
+    return Text.regimes.get(regime, str(regime))
 
 
 def patient_label(receiver: CareReceiver, reveal: bool) -> str:
@@ -64,7 +90,7 @@ def consultation_rows(consultation: Consultation, reveal: bool) -> list[tuple[st
         rows.append((Text.mutuality, receiver.mutuality))
     rows += [
         (Text.pharmacy, consultation.pharmacy_nihii),
-        (Text.consulted, consultation.consulted_at.astimezone().strftime("%Y-%m-%d %H:%M")),
+        (Text.consulted, moment(consultation.consulted_at)),
         (Text.dispensed, consultation.dispensed),
     ]
     commitment = consultation.commitment
@@ -74,10 +100,10 @@ def consultation_rows(consultation: Consultation, reveal: bool) -> list[tuple[st
         cover = commitment.coverage
         rows += [
             (Text.entitlement, commitment.entitlement),
-            (Text.coverage, f"{cover.start} → {cover.end}"),
+            (Text.coverage, Text.span.format(start=day(cover.start), end=day(cover.end))),
         ]
     if consultation.third_party:
-        rows.append((Text.third_party, consultation.third_party.value))
+        rows.append((Text.third_party, regime_word(consultation.third_party)))
     if consultation.verification:
         v = consultation.verification
         rows += [(Text.approval, v.payment_approval), (Text.seed, v.seed), (Text.ot_check, v.ot_check)]
