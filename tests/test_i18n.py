@@ -72,7 +72,7 @@ def test_catalogues_are_current(template):
     committed = {m.id for m in catalogues.read_po((catalogues.LOCALE / "mcn.pot").open("rb")) if m.id}
     ours = {m.id for m in template if m.id and "Click (bundled in Typer)" not in m.auto_comments}
     assert ours <= committed, (
-        f"run python3 scripts/catalogues.py: new messages {sorted(ours - committed)[:5]}"
+        f"run python3 scripts/catalogues.py: new messages {sorted(ours - committed, key=str)[:5]}"
     )
     for lang in LANGS:
         mo = catalogues.po_path(lang).with_suffix(".mo")
