@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 
 COLUMNS = ("rejection", "pharmacy", "niss", "mutuality", "member_number", "date", "rejection_code")
 ENCODINGS = ("utf-8", "windows-1252")
@@ -158,7 +159,10 @@ class Source:
                     return
                 except csv.Error as error:
                     yield Row(
-                        reader.line_num, {}, {}, InvalidInput("file", "csv", f"unreadable line: {error}")
+                        reader.line_num,
+                        {},
+                        {},
+                        InvalidInput("file", "csv", N_("unreadable line: {problem}"), problem=str(error)),
                     )
                     continue
                 if not any(cell.strip() for cell in cells):
@@ -204,7 +208,8 @@ def _encoding(path: Path) -> str:
     raise InvalidInput(
         "file",
         "encoding",
-        f"{path} is neither UTF-8 nor Windows-1252 text: save it as CSV UTF-8 (or CSV from Excel)",
+        N_("{path} is neither UTF-8 nor Windows-1252 text: save it as CSV UTF-8 (or CSV from Excel)"),
+        path=str(path),
     )
 
 
@@ -235,7 +240,9 @@ def open_source(file: str) -> Source:
                 header = next(csv.reader(io.StringIO(header_line), delimiter=separator), [])
                 total = _count(csv.reader(text, delimiter=separator))
         except OSError as error:
-            raise InvalidInput("file", "unreadable", f"cannot read {file}: {error.strerror}") from None
+            raise InvalidInput(
+                "file", "unreadable", N_("cannot read {path}: {reason}"), path=file, reason=error.strerror
+            ) from None
         columns, extra = _header(header)
         return Source(path, encoding, separator, columns, extra, total, spool)
     except BaseException:
@@ -269,7 +276,13 @@ def _header(header: list[str]) -> tuple[dict[int, str], list[tuple[int, str]]]:
                 extra.append((position, name.strip()))
             continue
         if column in columns.values():
-            raise InvalidInput("file", "header", f"two columns name {column}: {name.strip()!r} repeats it")
+            raise InvalidInput(
+                "file",
+                "header",
+                N_("two columns name {column}: {name!r} repeats it"),
+                column=column,
+                name=name.strip(),
+            )
         columns[position] = column
     found = set(columns.values())
     missing = [c for c in ("rejection", "date") if c not in found]
@@ -279,7 +292,11 @@ def _header(header: list[str]) -> tuple[dict[int, str], list[tuple[int, str]]]:
         raise InvalidInput(
             "file",
             "header",
-            f"the first line must name the columns: {','.join(COLUMNS)} "
-            f"(missing {', '.join(missing)}; French and Dutch names are accepted, see mcn ot batch --help)",
+            N_(
+                "the first line must name the columns: {columns} (missing {missing}; "
+                "French and Dutch names are accepted, see mcn ot batch --help)"
+            ),
+            columns=",".join(COLUMNS),
+            missing=", ".join(missing),
         )
     return columns, extra

@@ -4,6 +4,7 @@ token with the pharmacy's organisation certificate, keep it sealed for at most 1
 from __future__ import annotations
 
 import base64
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from mcn_cli.actions.local import open_database
 from mcn_cli.actions.secrets import secret
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
 from mcn_cli.domain.identifiers import parse_niss, parse_personal_nihii, parse_pharmacy_nihii
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.ehealth import endpoints, ns, saml, sts_client
 from mcn_cli.ehealth.signers import (
     KeystoreSigner,
@@ -31,6 +33,33 @@ from mcn_cli.store.sessions import Session
 from mcn_cli.store.settings import Settings, load
 
 MAX_SESSION = timedelta(hours=12)
+OFFICE_KEYSTORE = "NIHII-OTD_PHARMACY=<nihii>.p12"  # an office's organisation keystore, as eHealth names it
+
+# The certificates a login uses, as the messages about them name them.
+CERTIFICATES: dict[str, Message] = {
+    "organisation": Message(N_("organisation certificate")),
+    "identification": Message(N_("identification certificate")),
+}
+
+
+def login_command(
+    session_name: str = sessions.DEFAULT,
+    *,
+    office: bool = False,
+    env: str | None = None,
+    keystore: str = OFFICE_KEYSTORE,
+) -> str:
+    """The command line that opens session ``session_name`` (a pharmacist's, or an office's: it
+    logs in with its organisation keystore alone, ``keystore``), for hints."""
+    words = ["mcn"]
+    if env is not None:
+        words += ["--env", env]
+    words.append("login")
+    if office:
+        words += ["--org", keystore if keystore == OFFICE_KEYSTORE else shlex.quote(keystore)]
+    if session_name != sessions.DEFAULT:
+        words += ["--session", shlex.quote(session_name)]
+    return " ".join(words)
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,7 @@ def _org_nihii(certificate: x509.Certificate) -> str:
         if value.startswith("NIHII-PHARMACY="):
             return parse_pharmacy_nihii(value.split("=", 1)[1], "org").value
     raise InvalidInput(
-        "org", "not-a-pharmacy", "the organisation keystore is not a pharmacy's (NIHII-PHARMACY=...)"
+        "org", "not-a-pharmacy", N_("the organisation keystore is not a pharmacy's (NIHII-PHARMACY=...)")
     )
 
 
@@ -65,7 +94,9 @@ def _personal_niss(certificate: x509.Certificate) -> str:
         value = str(attribute.value)
         if value.startswith("SSIN="):
             return parse_niss(value.split("=", 1)[1], "fallback").value
-    raise InvalidInput("fallback", "not-personal", "the fallback keystore is not a personal one (SSIN=...)")
+    raise InvalidInput(
+        "fallback", "not-personal", N_("the fallback keystore is not a personal one (SSIN=...)")
+    )
 
 
 def _user_name(certificate: x509.Certificate, niss: str) -> str:
@@ -80,7 +111,7 @@ def _user_name(certificate: x509.Certificate, niss: str) -> str:
     return niss
 
 
-Warn = Callable[[str], None]
+Warn = Callable[[Message], None]  # str(message) is its English text
 
 
 def _warn_expiry(certificate: x509.Certificate, what: str, now: datetime, warn: Warn) -> None:
@@ -89,18 +120,42 @@ def _warn_expiry(certificate: x509.Certificate, what: str, now: datetime, warn: 
 
     left = (certificate.not_valid_after_utc - now).days
     if left < WARN_DAYS:
-        until = certificate.not_valid_after_utc.date().isoformat()
-        advice = "request a new one (mcn cert request)"
-        warn(f"the {what} certificate expires in {left} days (on {until}): {advice}")
+        params = {
+            "certificate": CERTIFICATES[what],
+            "days": left,
+            "until": certificate.not_valid_after_utc.date(),
+        }
+        if left > 1:
+            warn(
+                Message(
+                    N_(
+                        "the {certificate} expires in {days} days (on {until}): request a new one "
+                        "(mcn cert request)"
+                    ),
+                    params,
+                )
+            )
+        else:
+            warn(
+                Message(
+                    N_("the {certificate} expires on {until}: request a new one (mcn cert request)"), params
+                )
+            )
 
 
 def _check_validity(certificate: x509.Certificate, what: str, now: datetime) -> None:
     if certificate.not_valid_after_utc <= now:
         raise AuthenticationNeeded(
-            f"the {what} certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+            N_("the {certificate} expired on {date}"),
+            certificate=CERTIFICATES[what],
+            date=certificate.not_valid_after_utc.date(),
         )
     if certificate.not_valid_before_utc > now:
-        raise AuthenticationNeeded(f"the {what} certificate is not valid yet")
+        raise AuthenticationNeeded(
+            N_("the {certificate} is not valid before {date}"),
+            certificate=CERTIFICATES[what],
+            date=certificate.not_valid_before_utc,
+        )
 
 
 def login(
@@ -129,13 +184,13 @@ def login(
 
         org_path = sandbox_files.org_keystore(PARC.nihii)
     if org_path is None:
-        raise InvalidInput("org", "missing", "give --org KEYSTORE, or set org_keystore in config.toml")
+        raise InvalidInput("org", "missing", N_("give --org KEYSTORE, or set org_keystore in config.toml"))
     sandbox_password = _sandbox_password(org_path, sandbox_files)
     org_password = secret(
-        "organisation keystore password",
+        Message(N_("organisation keystore password")),
         "MCN_ORG_PASSWORD",
         fd=credentials.org_password_fd,
-        prompt=f"Password of {org_path.name}: ",
+        prompt=Message(N_("Password of {name}: "), {"name": org_path.name}),
         default=sandbox_password,
         fd_option="--org-password-fd",
     )
@@ -147,7 +202,10 @@ def login(
     if office is not None:
         if fallback is not None or user is not None or holder_niss is not None:
             raise InvalidInput(
-                "org", "office", "a tarification office logs in with its organisation certificate alone"
+                "org",
+                "office",
+                N_("a tarification office logs in with its organisation certificate alone: {command}"),
+                command=login_command(name, office=True, keystore=str(org_path)),
             )
         attributes = saml.office_attributes(office)
         return _open(name, "ot", env_name, settings, holder, holder, attributes, office, office, now, trace)
@@ -160,8 +218,10 @@ def login(
         raise InvalidInput(
             "pharmacy_holder",
             "missing",
-            "the NISS of the pharmacy's titular pharmacist is needed (your own if you are the titular): "
-            'set pharmacy_holder = "<NISS>" in config.toml, or give --holder NISS',
+            N_(
+                "the NISS of the pharmacy's titular pharmacist is needed (your own if you are the titular): "
+                'set pharmacy_holder = "<NISS>" in config.toml, or give --holder NISS'
+            ),
         )
 
     return _as_pharmacist(
@@ -195,18 +255,31 @@ def renew(
     env_name = endpoints.environment_name(settings)
     if endpoints.sts_protocol(settings) != "wstrust":
         raise InvalidInput(
-            "sts_protocol", "renew", 'only the WS-Trust STS renews a token: set sts_protocol = "wstrust"'
+            "sts_protocol",
+            "renew",
+            N_('only the WS-Trust STS renews a token: set sts_protocol = "wstrust"'),
         )
     with open_database() as db:
         current = sessions.require(db, vault.unlock(db), name)
     if current.env != env_name:
-        raise AuthenticationNeeded(f"session {name!r} was opened in {current.env}, not {env_name}")
+        raise AuthenticationNeeded(
+            N_("session {name!r} was opened in {opened}, not {env}: log in again"),
+            hint=N_("{command}"),
+            name=name,
+            opened=current.env,
+            env=env_name,
+            command=login_command(name, office=current.kind == "ot", env=env_name),
+        )
     sandbox_files = _sandbox(env_name)
     holder = holder_signer(current)
     now = datetime.now(UTC)
     if current.kind == "ot":
         if fallback is not None:
-            raise InvalidInput("fallback", "office", "a tarification office renews with its organisation key")
+            raise InvalidInput(
+                "fallback",
+                "office",
+                N_("a tarification office renews with its organisation key: drop --fallback"),
+            )
         attributes = saml.office_attributes(current.organisation)
         org = current.organisation
         return _open(
@@ -224,7 +297,12 @@ def renew(
             current.token_xml(),
         )
     if current.holder_niss is None:
-        raise AuthenticationNeeded(f"session {name!r} predates certified holder values: log in again")
+        raise AuthenticationNeeded(
+            N_("session {name!r} predates certified holder values: log in again"),
+            hint=N_("{command}"),
+            name=name,
+            command=login_command(name),
+        )
     return _as_pharmacist(
         name,
         env_name,
@@ -264,7 +342,11 @@ def _as_pharmacist(
         _warn_expiry(identification.certificate, "identification", now, warn)
         if user and parse_niss(user, "user").value != user_niss:
             raise InvalidInput(
-                "user", "mismatch", f"the identification certificate is {user_niss}'s, not {user}'s"
+                "user",
+                "mismatch",
+                N_("the identification certificate is {found}'s, not {given}'s"),
+                found=user_niss,
+                given=user,
             )
         attributes = saml.pharmacy_attributes(user_niss, pharmacy, holder_niss)
         return _open(
@@ -294,7 +376,9 @@ def _sandbox(env_name: str) -> object | None:
 
     files = Files()
     if not files.exists():
-        raise InvalidInput("sandbox", "not-initialised", "the sandbox is not set up: run mcn sandbox init")
+        raise InvalidInput(
+            "sandbox", "not-initialised", N_("the sandbox is not set up: run mcn sandbox init")
+        )
     return files
 
 
@@ -309,10 +393,10 @@ def _identify(
     and whose NISS it carries."""
     if fallback is not None:
         password = secret(
-            "fallback keystore password",
+            Message(N_("fallback keystore password")),
             "MCN_KEYSTORE_PASSWORD",
             fd=credentials.password_fd,
-            prompt=f"Password of {fallback.name}: ",
+            prompt=Message(N_("Password of {name}: "), {"name": fallback.name}),
             default=_sandbox_password(fallback, sandbox_files),
             fd_option="--password-fd",
         )
@@ -323,12 +407,18 @@ def _identify(
         from mcn_cli.sandbox.world import PARC
 
         user = PARC.holder  # the sandbox has a card per pharmacist: the titular's by default
-    pin = secret("eID PIN", "MCN_PIN", fd=credentials.pin_fd, prompt="eID PIN: ", fd_option="--pin-fd")
+    pin = secret(
+        Message(N_("eID PIN")),
+        "MCN_PIN",
+        fd=credentials.pin_fd,
+        prompt=Message(N_("eID PIN: ")),
+        fd_option="--pin-fd",
+    )
     eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None)
     found = card_niss(eid.certificate)
     if found is None:
         eid.close()
-        raise AuthenticationNeeded("the eID certificate carries no national number")
+        raise AuthenticationNeeded(N_("the eID certificate carries no national number"))
     return eid, found
 
 
@@ -355,14 +445,22 @@ def _open(
             raise InvalidInput(
                 "session",
                 "other-user",
-                f"session {name!r} belongs to {existing.user_name}: log out first or use --session NAME",
+                N_("session {name!r} belongs to {user}: log out first or use --session NAME"),
+                name=name,
+                user=existing.user_name,
             )
         environment = endpoints.resolve(settings)
         token, certified_kind = sts_client.request_token(
             environment, identification, holder, attributes, trace=trace, renewing=renewing
         )
         if certified_kind != kind:
-            raise AuthenticationNeeded(f"eHealth certified a {certified_kind} session, not a {kind} one")
+            if kind == "ot":
+                raise AuthenticationNeeded(
+                    N_("eHealth certified a pharmacy's session, not a tarification office's")
+                )
+            raise AuthenticationNeeded(
+                N_("eHealth certified a tarification office's session, not a pharmacy's")
+            )
         holder_nihii = holder_niss = None
         if kind == "pharmacy":
             holder_niss = token.value(saml.CLAIM_HOLDER, ns.IDENTIFICATION_NS)
@@ -371,7 +469,7 @@ def _open(
                 holder_nihii = parse_personal_nihii(nihii, "holder-nihii").value
             except InvalidInput:
                 raise AuthenticationNeeded(
-                    f"eHealth certified no valid NIHII for the pharmacy holder ({nihii!r})"
+                    N_("eHealth certified no valid NIHII for the pharmacy holder ({nihii!r})"), nihii=nihii
                 ) from None
         expires = min(token.not_on_or_after, now + MAX_SESSION)
         session = Session(
@@ -422,7 +520,8 @@ def _sandbox_module(files: object) -> str | None:
         raise InvalidInput(
             "softhsm",
             "missing",
-            f"the sandbox eID needs SoftHSM2: {softhsm.INSTALL_HINT}, or log in with --fallback KEYSTORE",
+            N_("the sandbox eID needs SoftHSM2: {install}, or log in with --fallback KEYSTORE"),
+            install=Message(softhsm.INSTALL_HINT),
         )
     softhsm.configure(files.softhsm)
     return module

@@ -13,7 +13,17 @@ from typing import Any
 
 from mcn_cli.actions.batch_input import COLUMNS as COLUMNS
 from mcn_cli.actions.batch_input import Row
-from mcn_cli.actions.consult import Channel, ask, open_channel, outcome_of, session_cache, validate
+from mcn_cli.actions.consult import (
+    Channel,
+    ask,
+    no_session,
+    open_channel,
+    outcome_of,
+    session_cache,
+    validate,
+    with_next_step,
+)
+from mcn_cli.actions.login import login_command
 from mcn_cli.domain.consultation import PatientId
 from mcn_cli.domain.dates import parse_date
 from mcn_cli.domain.errors import (
@@ -30,6 +40,7 @@ from mcn_cli.domain.identifiers import (
     parse_niss,
     parse_pharmacy_nihii,
 )
+from mcn_cli.domain.messages import N_
 from mcn_cli.domain.text import check_text
 from mcn_cli.ehealth.insurability import Answer, Requester
 from mcn_cli.store import sessions
@@ -56,8 +67,10 @@ def check_rejection(reference: str | None) -> str:
     text = (reference or "").strip()
     if not text:
         raise PolicyRefused(
-            "refused: a tarification office consults only for a rejected invoice: "
-            "give its rejection reference (brochure 8.2.2.7)"
+            N_(
+                "refused: a tarification office consults only for a rejected invoice: "
+                "give its rejection reference (brochure 8.2.2.7)"
+            )
         )
     # the XSD's UserReferenceType (maxLength 25); no control character (nor in XML, nor on a screen)
     return check_text("rejection", text, max_length=REJECTION_MAX)
@@ -70,11 +83,20 @@ def check_rejection_code(code: str | None) -> str | None:
 
 
 def office_session(cache: CommitmentCache, name: str) -> sessions.Session:
-    session = sessions.require(cache.db, cache.vault, name)
+    """The office's session ``name``; without one, the hint is the office's login (its
+    organisation keystore alone), not a pharmacist's."""
+    try:
+        session = sessions.require(cache.db, cache.vault, name)
+    except AuthenticationNeeded:
+        raise no_session(name, office=True) from None
     if session.kind != "ot":
         raise PolicyRefused(
-            "refused: mcn ot needs a tarification office's session (NIHII-OTD_PHARMACY); "
-            "a pharmacy consults with mcn consult"
+            N_(
+                "refused: mcn ot needs a tarification office's session (NIHII-OTD_PHARMACY); "
+                "a pharmacy consults with mcn consult"
+            ),
+            hint=N_("an office logs in with its organisation keystore alone: {command}"),
+            command=login_command(name, office=True),
         )
     return session
 
@@ -104,12 +126,14 @@ def consult(
     settings = settings or load()
     check_rejection(item.reference)
     validate(item.dispensed, item.reference, "rejection")
-    cache = session_cache(session_name)
+    cache = session_cache(session_name, office=True)
     session = office_session(cache, session_name)
     channel = open_channel(session, Requester(item.pharmacy, office=session.organisation), settings, None)
     try:
         answer, _ = ask(channel, item.patient, item.dispensed, item.reference)
     except McnError as error:
+        if isinstance(error, ServiceUnavailable):
+            with_next_step(error, item.patient, item.dispensed, office=True)
         _audit(cache, session, item, f"failed: {error}")
         raise
     outcome = outcome_of(answer)
@@ -143,11 +167,11 @@ def _patient(values: dict[str, str]) -> PatientId:
     if niss:
         if mutuality or member:
             raise InvalidInput(
-                "patient", "one-identifier", "give niss or mutuality + member_number, not both"
+                "patient", "one-identifier", N_("give niss or mutuality + member_number, not both")
             )
         return parse_niss(niss)
     if not mutuality or not member:
-        raise InvalidInput("patient", "missing", "give niss, or mutuality with member_number")
+        raise InvalidInput("patient", "missing", N_("give niss, or mutuality with member_number"))
     return Member(parse_mutuality(mutuality), parse_membership_number(member, "member_number"))
 
 
@@ -205,7 +229,7 @@ def batch(
     ``emit`` too), every request that left is audited before this returns or raises."""
     settings = settings or load()
     stop = stop or threading.Event()
-    cache = session_cache(session_name)
+    cache = session_cache(session_name, office=True)
     session = office_session(cache, session_name)
     window = max(window or workers * 8, workers)
     channels: dict[str | None, Channel] = {}
@@ -231,10 +255,14 @@ def batch(
         outcome = slot.future.result()
         row, item = slot.row, slot.item
         if isinstance(outcome, BaseException):
+            if isinstance(outcome, ServiceUnavailable):
+                with_next_step(outcome, item.patient, item.dispensed, office=True)
             error = (
                 outcome
                 if isinstance(outcome, McnError)
-                else RequestFailed(f"internal error: {type(outcome).__name__}: {outcome}")
+                else RequestFailed(
+                    N_("internal error: {kind}: {problem}"), kind=type(outcome).__name__, problem=str(outcome)
+                )
             )
             _audit(cache, session, item, f"failed: {error}")
             result = RowResult(row.line, row.values, error=error, extra=row.extra, sent=True)
