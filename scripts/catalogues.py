@@ -4,8 +4,8 @@
     python3 scripts/catalogues.py compile    compile only (after editing a .po)
     python3 scripts/catalogues.py check      exit 1 when mcn.pot or a .mo is not current
 
-Collects every message of mcn (``_``, ``N_``, ``ngettext``) and of the Click bundled in Typer
-(its "Usage:", "Missing option…", which go through the same gettext domain) into ``mcn.pot``,
+Collects every message of mcn (``_``, ``N_``, ``ngettext``; Click's and Typer's own words are
+listed in ``mcn_cli/cli/clickwords.py``) into ``mcn.pot``,
 merges it into the French and Dutch ``.po`` sources (what translators edit) and compiles the
 ``.mo`` files that ship in the package. tests/test_i18n.py fails on a message left untranslated
 or fuzzy, or on a catalogue that is not current.
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir, extract_from_file
+from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
@@ -26,36 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "mcn_cli" / "locale"
 LANGUAGES = ("fr", "nl")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
-CLICK_FILES = (
-    "_click/core.py",
-    "_click/exceptions.py",
-    "_click/formatting.py",
-    "_click/parser.py",
-    "_click/types.py",
-    "_click/utils.py",
-    "_click/termui.py",
-    "core.py",
-    "main.py",
-)
 WIDTH = 10_000  # one line per message: diffs stay readable
 
 
 def collect() -> Catalog:
-    import typer
-
     catalog = Catalog(project="mcn", fuzzy=False)
     for _filename, _lineno, message, comments, _context in extract_from_dir(
         str(ROOT / "mcn_cli"), method_map=[("**.py", "python")], keywords=KEYWORDS
     ):
         catalog.add(message, auto_comments=comments)
-    click = Path(typer.__file__).parent
-    for name in CLICK_FILES:
-        for _lineno, message, _comments, _context in extract_from_file(
-            "python", str(click / name), keywords={"_": None, "ngettext": (1, 2)}
-        ):
-            key = message[0] if isinstance(message, tuple) else message
-            if key and key not in catalog:
-                catalog.add(message, auto_comments=["Click (bundled in Typer)"])
     return catalog
 
 

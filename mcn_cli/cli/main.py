@@ -15,7 +15,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from mcn_cli import __version__
-from mcn_cli.cli import i18n, output
+from mcn_cli.cli import clickwords, i18n, output
 from mcn_cli.cli.errors import report, status_for
 from mcn_cli.cli.i18n import _
 from mcn_cli.domain.errors import InvalidInput, McnError
@@ -147,6 +147,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except McnError as error:
         return report(status_for(error), error.message, json_mode=json_mode, error=error)
     args = i18n.without_lang(args)
+    clickwords.install()
     command = root_command()
     try:
         result = command.main(args=args, prog_name="mcn", standalone_mode=False)
@@ -161,11 +162,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click_exceptions.UsageError as error:
         where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
         message = _("{message} (see '{command} --help')").format(
-            message=error.format_message(), command=where
+            message=clickwords.usage_error(error.format_message()), command=where
         )
         return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
     except click_exceptions.ClickException as error:
-        return report(ExitStatus.BAD_INPUT, error.format_message(), json_mode=json_mode)
+        message = clickwords.usage_error(error.format_message())
+        return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("\n" + _("mcn: interrupted") + "\n")
         return int(ExitStatus.INTERRUPTED)
