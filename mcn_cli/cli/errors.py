@@ -58,14 +58,22 @@ def human_hint(error: McnError) -> str | None:
     return None if error.hint_id is None else render(error.hint_id, error.params)
 
 
-def report(status: ExitStatus, message: str, *, json_mode: bool, error: McnError | None = None) -> int:
+def report(
+    status: ExitStatus,
+    message: str,
+    *,
+    json_mode: bool,
+    error: McnError | None = None,
+    shown: str | None = None,
+) -> int:
     """One line on stderr (and a hint line when there is one), in the user's language; for
     scripts, a JSON error object on stdout (English, stable) unless the command already printed
-    its JSON result (which then says what went wrong). ``message`` is the English text (Click's
-    own messages come translated already)."""
+    its JSON result (which then says what went wrong). ``message`` is the English text; ``shown``
+    the human one when it is not ``error``'s."""
     from mcn_cli.domain.text import visible
 
-    shown = message if error is None else human(error)
+    if shown is None:
+        shown = message if error is None else human(error)
     # messages may quote outside text: control characters are shown escaped
     sys.stderr.write(_("mcn: error: {message}").format(message=visible(shown)) + "\n")
     hint = None if error is None else error.hint

@@ -161,13 +161,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         return int(ExitStatus.BAD_INPUT)
     except click_exceptions.UsageError as error:
         where = f"mcn {error.ctx.command_path.partition(' ')[2]}".strip() if error.ctx else "mcn"
-        message = _("{message} (see '{command} --help')").format(
-            message=clickwords.usage_error(error.format_message()), command=where
+        english = error.format_message()
+        message = f"{english} (see '{where} --help')"
+        shown = _("{message} (see '{command} --help')").format(
+            message=clickwords.usage_error(english), command=where
         )
-        return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
+        return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode, shown=shown)
     except click_exceptions.ClickException as error:
-        message = clickwords.usage_error(error.format_message())
-        return report(ExitStatus.BAD_INPUT, message, json_mode=json_mode)
+        english = error.format_message()
+        shown = clickwords.usage_error(english)
+        return report(ExitStatus.BAD_INPUT, english, json_mode=json_mode, shown=shown)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("\n" + _("mcn: interrupted") + "\n")
         return int(ExitStatus.INTERRUPTED)
