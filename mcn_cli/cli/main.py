@@ -189,7 +189,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                 error=str(error),
             ),
         )
-    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+    status = int(result) if isinstance(result, int) else int(ExitStatus.OK)
+    if status == ExitStatus.INTERRUPTED:  # Typer turns Ctrl-C in a command into a silent 130
+        sys.stderr.write(_("mcn: interrupted") + "\n")
+    return status
 
 
 def main() -> NoReturn:
