@@ -393,6 +393,8 @@ def test_a_vendor_test_rig_is_reached_through_settings_alone(mcn, sandbox, mcn_h
     (mcn_home / "config.toml").write_text(settings + "\n")
     untrusted = mcn(*login)
     assert untrusted.code == ExitStatus.SERVICE_UNAVAILABLE and "TLS" in untrusted.err
+    assert "the eHealth STS: its TLS certificate is not trusted" in untrusted.err
+    assert base.split("//")[1] not in untrusted.err  # the service is named, not its address
     (mcn_home / "config.toml").write_text(settings + f'\ntls_ca_bundle = "{sandbox.ca_cert("root")}"\n')
     result = mcn(*login)
     assert result.code == 0, result.err
@@ -425,3 +427,16 @@ def test_login_warns_of_a_certificate_expiring_within_60_days(mcn, sandbox, mcn_
     result = mcn("login", "--fallback", str(keystore))
     assert result.code == 0, result.err
     assert "warning: the identification certificate expires in 29 days" in result.err
+
+
+def test_an_unreachable_sts_is_named_not_its_address(mcn, sandbox, mcn_home, monkeypatch):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    (mcn_home / "config.toml").write_text(f'sts_url = "https://127.0.0.1:{port}/IAM/SecurityTokenService/v1"\n')
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    result = mcn("login")
+    assert result.code == ExitStatus.SERVICE_UNAVAILABLE, result.err
+    assert "cannot reach the eHealth STS: the network or the service is down" in result.err
+    assert f"127.0.0.1:{port}" not in result.err

@@ -348,3 +348,112 @@ def test_a_wrong_pin_of_the_right_form_does_reach_the_token(mcn, sandbox, monkey
     monkeypatch.setenv("MCN_PIN", "0000")
     assert mcn("login").code == ExitStatus.AUTH_NEEDED
     assert "0000" in pins_seen and not no_failed_login(sandbox)
+
+
+# -- the tries left (PKCS#11 CKF_USER_PIN_* token flags) ---------------------------------------
+# SoftHSM2 reports COUNT_LOW after a wrong PIN but never FINAL_TRY nor LOCKED (it has no try
+# counter): those are tested on a stand-in token, and the mapping from flags to message alone.
+
+
+def test_a_wrong_pin_on_softhsm_says_tries_are_running_out(mcn, sandbox, monkeypatch):
+    monkeypatch.setenv("MCN_PIN", "0000")
+    result = mcn("login")
+    assert result.code == ExitStatus.AUTH_NEEDED
+    assert "wrong eID PIN: two tries left at most (the card locks after 3 wrong PINs)" in result.err
+
+
+def test_the_pin_flags_are_pkcs11s():
+    from pkcs11 import TokenFlag
+
+    from mcn_cli.ehealth import signers
+
+    assert signers.PIN_COUNT_LOW == TokenFlag.USER_PIN_COUNT_LOW
+    assert signers.PIN_FINAL_TRY == TokenFlag.USER_PIN_FINAL_TRY
+    assert signers.PIN_LOCKED == TokenFlag.USER_PIN_LOCKED
+
+
+@pytest.mark.parametrize(
+    ("flags", "text"),
+    [
+        (0, "wrong eID PIN (the card locks after 3 wrong PINs)"),
+        (0x10000, "wrong eID PIN: two tries left at most (the card locks after 3 wrong PINs)"),
+        (0x10000 | 0x20000, "wrong eID PIN: one try left: a wrong PIN now blocks the card"),
+        (0x20000, "wrong eID PIN: one try left: a wrong PIN now blocks the card"),
+        (0x40000, "wrong eID PIN: the card is now locked: unblock it with its PUK at the municipality"),
+    ],
+)
+def test_a_wrong_pin_says_what_the_token_reports(flags, text):
+    from mcn_cli.domain.errors import AuthenticationNeeded
+    from mcn_cli.ehealth.signers import wrong_pin
+
+    error = wrong_pin(flags)
+    assert isinstance(error, AuthenticationNeeded) and str(error) == text
+
+
+class _Card:
+    """A stand-in eID token: its flags before the login, and after a wrong PIN."""
+
+    label = "BELPIC"
+
+    def __init__(self, flags: int, after: int) -> None:
+        self.flags = flags
+        self.after = after
+        self.pins: list = []
+        card = self
+
+        class _Slot:
+            def get_token(self):
+                return type("Token", (), {"flags": card.after})()
+
+        self.slot = _Slot()
+
+    def open(self, user_pin=None, **kwargs):
+        from pkcs11 import exceptions as p11
+
+        self.pins.append(user_pin)
+        raise p11.PinIncorrect()
+
+
+def _with_card(monkeypatch, card: _Card) -> None:
+    from mcn_cli.ehealth import signers
+
+    library = type("Library", (), {"get_tokens": lambda self, token_label=None: [card]})()
+    monkeypatch.setattr(signers, "pkcs11_library", lambda module: library)
+
+
+def test_one_try_left_is_told_before_the_pin_is_asked(monkeypatch):
+    from mcn_cli.domain.errors import AuthenticationNeeded
+    from mcn_cli.ehealth import signers
+
+    card = _Card(0x20000 | 0x10000, 0x40000)
+    _with_card(monkeypatch, card)
+    events: list = []
+
+    def pin() -> str:
+        events.append("asked")
+        return "1234"
+
+    with pytest.raises(AuthenticationNeeded) as caught:
+        signers.open_eid("stand-in", pin, warn=lambda message: events.append(str(message)))
+    assert events == ["one try left: a wrong PIN now blocks the card", "asked"]
+    assert card.pins == ["1234"]
+    assert str(caught.value) == (
+        "wrong eID PIN: the card is now locked: unblock it with its PUK at the municipality"
+    )
+    assert caught.value.msgid.startswith("wrong eID PIN")  # a message with its id, for translation
+
+
+def test_a_locked_card_is_refused_before_any_pin(monkeypatch):
+    from mcn_cli.domain.errors import AuthenticationNeeded
+    from mcn_cli.ehealth import signers
+
+    card = _Card(0x40000, 0x40000)
+    _with_card(monkeypatch, card)
+
+    def pin() -> str:
+        raise AssertionError("no PIN is asked for a locked card")
+
+    with pytest.raises(AuthenticationNeeded) as caught:
+        signers.open_eid("stand-in", pin)
+    assert str(caught.value) == "the eID card is locked: unblock it with its PUK at the municipality"
+    assert card.pins == []

@@ -190,6 +190,8 @@ def fails(url: str, needle: str, **options: object) -> ServiceUnavailable:
     message = str(caught.value)
     assert status_for(caught.value) == ExitStatus.SERVICE_UNAVAILABLE
     assert needle in message, message
+    assert message.startswith(("MyCareNet", "cannot reach MyCareNet")), message  # the service, not
+    assert url.split("/")[2] not in message, message  # its address
     assert "\n" not in message and "\r" not in message and len(message) < 300, message
     assert elapsed < timeout + MARGIN, f"{elapsed:.2f} s for a {timeout} s deadline: {message}"
     return caught.value
@@ -242,8 +244,45 @@ def test_a_soap_fault_and_throttling_keep_their_meaning(serve):
     with pytest.raises(transport.SoapFaultError) as caught:
         post(server.url())
     assert caught.value.status == 500 and caught.value.response == fault
+    assert str(caught.value) == "MyCareNet is failing (fault soapenv:Server: down)"
+    assert isinstance(caught.value, transport.ServiceFailing) and caught.value.retry_after is None
     throttled = serve(answer(http(b"slow down", "Retry-After: 60", status="429 Too Many Requests")))
-    fails(throttled.url(), "throttling this pharmacy (HTTP 429); retry after 60 s")
+    busy = fails(throttled.url(), "MyCareNet is busy: wait 60 s")
+    assert isinstance(busy, transport.ServiceBusy) and busy.retry_after == 60 and busy.status == 429
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "needle", "retry_after"),
+    [
+        ("429 Too Many Requests", (), transport.ServiceBusy, "MyCareNet is busy: wait a moment", None),
+        ("503 Service Unavailable", ("Retry-After: 5",), transport.ServiceBusy, "busy: wait 5 s", 5),
+        ("503 Service Unavailable", (), transport.ServiceFailing, "MyCareNet is failing (HTTP 503)", None),
+        ("500 Internal Server Error", (), transport.ServiceFailing, "MyCareNet is failing (HTTP 500)", None),
+    ],
+)
+def test_busy_is_told_from_failing(serve, status, headers, kind, needle, retry_after):
+    """Throttling asks to wait (``retry_after`` from Retry-After); a failure is no throttling."""
+    server = serve(answer(http(b"<html>no</html>", *headers, status=status)))
+    error = fails(server.url(), needle)
+    assert type(error) is kind and error.retry_after == retry_after, error
+    assert error.address == f"127.0.0.1:{server.port}"  # kept for traces, not in the message
+
+
+def test_retry_after_as_an_http_date():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert 110 <= transport._retry_after(later) <= 121
+    assert transport._retry_after("") is None and transport._retry_after("soon") is None
+    assert transport._retry_after("0") == 1
+
+
+def test_the_sts_is_named_as_such(serve):
+    server = serve(answer(http(b"<html>no</html>", status="500 Internal Server Error")))
+    with pytest.raises(transport.ServiceFailing) as caught:
+        post(server.url(), service=transport.STS)
+    assert str(caught.value) == "the eHealth STS is failing (HTTP 500)"
 
 
 def test_connections_are_kept_for_a_batch_and_renewed_when_the_server_closed_them(serve):
@@ -528,8 +567,9 @@ GOOD_GZIP = gzip.compress(ENVELOPE)
         (http(GOOD_GZIP[:-12], "Content-Encoding: gzip"), "the compressed data ends early"),
         (http(GOOD_GZIP + b"trailing junk", "Content-Encoding: gzip"), "corrupt compressed answer"),
         (http(ENVELOPE, "Content-Encoding: br"), "an encoding mcn does not read (br)"),
-        (http(b"<html>oops<br></html>", status="502 Bad Gateway"), "malformed answer (HTTP 502)"),
-        (http(b"<?xml version='1.0'?><a/>", status="404 Not Found"), "answered HTTP 404"),
+        (http(b"<html>oops<br></html>", status="502 Bad Gateway"), "MyCareNet is failing (HTTP 502)"),
+        (http(b"<html>oops<br></html>"), "MyCareNet sent a malformed answer (HTTP 200)"),
+        (http(b"<?xml version='1.0'?><a/>", status="404 Not Found"), "MyCareNet is failing (HTTP 404)"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -555,7 +595,10 @@ def test_a_refused_connection_is_still_connection_refused(serve):
         port = probe.getsockname()[1]
     with pytest.raises(transport.ConnectionRefused) as caught:
         post(f"https://127.0.0.1:{port}/")
-    assert str(caught.value).startswith("cannot reach 127.0.0.1:") and "\n" not in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("cannot reach MyCareNet: the network or the service is down ("), message
+    assert "127.0.0.1" not in message and "\n" not in message
+    assert isinstance(caught.value, transport.NetworkFailure) and caught.value.address == f"127.0.0.1:{port}"
 
 
 def test_a_name_that_does_not_resolve_fails_within_the_deadline():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth.trust import SIGNERS, StsTrust, ehealth_anchors, load_pem_certificates
 from mcn_cli.store.settings import Settings
 
@@ -39,7 +40,13 @@ class Environment:
 def environment_name(settings: Settings) -> str:
     name = os.environ.get("MCN_ENV") or settings.env
     if name not in ENVIRONMENTS:
-        raise InvalidInput("env", "choice", f"must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
+        raise InvalidInput(
+            "env",
+            "choice",
+            N_("must be one of {choices}, got {value!r}"),
+            choices=", ".join(ENVIRONMENTS),
+            value=name,
+        )
     return name
 
 
@@ -48,7 +55,9 @@ def sts_protocol(settings: Settings) -> str:
         raise InvalidInput(
             "sts_protocol",
             "choice",
-            f"must be one of {', '.join(STS_PROTOCOLS)}, got {settings.sts_protocol!r}",
+            N_("must be one of {choices}, got {value!r}"),
+            choices=", ".join(STS_PROTOCOLS),
+            value=settings.sts_protocol,
         )
     return settings.sts_protocol
 
@@ -57,7 +66,9 @@ def _read(path: str, field: str) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()
     except OSError as error:
-        raise InvalidInput(field, "unreadable", f"cannot read {path}: {error.strerror}") from None
+        raise InvalidInput(
+            field, "unreadable", N_("cannot read {path}: {reason}"), path=path, reason=error.strerror
+        ) from None
 
 
 def _anchors(settings: Settings) -> tuple:
@@ -69,14 +80,17 @@ def _anchors(settings: Settings) -> tuple:
         anchors = ()
     if not anchors:
         raise InvalidInput(
-            "sts_trust_anchors", "format", f"{settings.sts_trust_anchors} holds no PEM certificate"
+            "sts_trust_anchors",
+            "format",
+            N_("{path} holds no PEM certificate"),
+            path=settings.sts_trust_anchors,
         )
     return anchors
 
 
 def _url(value: str, field: str) -> str:
     if not value.startswith("https://"):
-        raise InvalidInput(field, "https", f"must be an https:// address, got {value!r}")
+        raise InvalidInput(field, "https", N_("must be an https:// address, got {value!r}"), value=value)
     return value.rstrip("/")
 
 
@@ -89,7 +103,7 @@ def _verify(settings: Settings, base: str | bool) -> str | bool:
         load_pem_certificates(extra)
     except ValueError:
         raise InvalidInput(
-            "tls_ca_bundle", "format", f"{settings.tls_ca_bundle} holds no PEM certificate"
+            "tls_ca_bundle", "format", N_("{path} holds no PEM certificate"), path=settings.tls_ca_bundle
         ) from None
     if isinstance(base, str):
         system = Path(base).read_bytes()

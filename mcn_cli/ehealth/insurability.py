@@ -16,11 +16,12 @@ from lxml import etree
 
 from mcn_cli.domain.commitment import Coverage, PaymentCommitment
 from mcn_cli.domain.consultation import CareReceiver, Consultation, PatientId, ThirdPartyRegime, Verification
-from mcn_cli.domain.errors import ServiceUnavailable
 from mcn_cli.domain.identifiers import Entitlement, Member, Niss, Sex
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns, wssec
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import Signer
+from mcn_cli.ehealth.transport import MYCARENET, ServiceFailing
 
 SOAP_ACTION = "urn:be:fgov:ehealth:insurability:protocol:v2:GetInsurabilityForPharmacist"
 PROTOCOL = "urn:be:fgov:ehealth:insurability:protocol:v{}"
@@ -208,13 +209,18 @@ class Answer:
         )
 
 
+def _failing(message: str, **params: object) -> ServiceFailing:
+    """MyCareNet answered something mcn cannot read: it is failing (the emergency flow applies)."""
+    return ServiceFailing(message, service=MYCARENET, **params)
+
+
 def _day(text: str | None) -> date | None:
     if not text:
         return None
     try:
         return date.fromisoformat(text.strip()[:10])
     except ValueError:
-        raise ServiceUnavailable(f"MyCareNet sent an unreadable date {text!r}") from None
+        raise _failing(N_("{service} sent an unreadable date {text!r}"), text=text) from None
 
 
 def parse_answer(root: etree._Element) -> Answer:
@@ -222,7 +228,7 @@ def parse_answer(root: etree._Element) -> Answer:
     body = root.find(q(ns.SOAP, "Body"))
     if body is not None and any(not isinstance(node.tag, str) for node in body.iter()):
         # a comment or entity would cut the text read around it (8507<!-- -->3003328 reads 8507)
-        raise ServiceUnavailable("MyCareNet sent an answer holding comments or entities")
+        raise _failing(N_("{service} sent an answer holding comments or entities"))
     response = None
     version = None
     for candidate in ("2", "1"):
@@ -235,7 +241,7 @@ def parse_answer(root: etree._Element) -> Answer:
             version = candidate
             break
     if response is None or version is None:
-        raise ServiceUnavailable("MyCareNet answered without an insurability response")
+        raise _failing(N_("{service} answered without an insurability response"))
     protocol, core = PROTOCOL.format(version), CORE.format(version)
 
     def text(parent: etree._Element | None, *path: str) -> str | None:
@@ -273,7 +279,7 @@ def parse_answer(root: etree._Element) -> Answer:
         begin = _day(text(coverage_element, "Period", "BeginDate"))
         end = _day(text(coverage_element, "Period", "EndDate"))
         if begin is None or end is None or end < begin:
-            raise ServiceUnavailable("MyCareNet sent a coverage period without a valid begin and end")
+            raise _failing(N_("{service} sent a coverage period without a valid begin and end"))
         coverage = Coverage(begin, end)
         code1, code2 = (
             text(coverage_element, "Entitlement", "Code1"),

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_, Message
+from mcn_cli.ehealth.xmldsig import Refusal
 
 ITERATIONS = 20_000  # PBKDF2 rounds per bag: OpenSSL 3 uses 2048; more slows guessing
 MAC_ITERATIONS = 2048
@@ -68,8 +70,9 @@ MAX_KEYS = 8  # eHealth's keystores hold an authentication key and a few encrypt
 _HASHES = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512", "sha512_224", "sha512_256"})
 
 
-class KeystoreError(Exception):
-    """Wrong password (the MAC does not verify, or the contents do not decrypt)."""
+class KeystoreError(Refusal):
+    """Wrong password (the MAC does not verify, or the contents do not decrypt); English source
+    text with parameters (``as_message()``), which the callers quote."""
 
 
 class KeystoreUnreadable(InvalidInput):
@@ -77,8 +80,8 @@ class KeystoreUnreadable(InvalidInput):
     unsupported algorithm, or a size or count beyond the bounds above. ``rule`` says which:
     missing, unreadable, not-a-file, empty, size, malformed, unsupported, iterations, key-size."""
 
-    def __init__(self, rule: str, detail: str) -> None:
-        super().__init__("keystore", rule, detail)
+    def __init__(self, rule: str, detail: str, **params: object) -> None:
+        super().__init__("keystore", rule, detail, **params)
 
 
 @dataclass
@@ -106,22 +109,22 @@ def printable(text: str, limit: int = 120) -> str:
 # --- the file ------------------------------------------------------------------------------------
 
 _KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a named pipe"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, N_("{path} is a directory, not a keystore file")),
+    (stat.S_ISFIFO, N_("{path} is a named pipe, not a keystore file")),
+    (stat.S_ISCHR, N_("{path} is a character device, not a keystore file")),
+    (stat.S_ISBLK, N_("{path} is a block device, not a keystore file")),
+    (stat.S_ISSOCK, N_("{path} is a socket, not a keystore file")),
 )
 
 
 def _not_a_file(path: Path, mode: int) -> KeystoreUnreadable:
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-    return KeystoreUnreadable("not-a-file", f"{printable(str(path))} is {kind}, not a keystore file")
+    detail = next((message for test, message in _KINDS if test(mode)), N_("{path} is not a regular file"))
+    return KeystoreUnreadable("not-a-file", detail, path=printable(str(path)))
 
 
 def _too_big() -> KeystoreUnreadable:
     return KeystoreUnreadable(
-        "size", f"the file is larger than {MAX_KEYSTORE_BYTES // 1024} KiB: not a keystore"
+        "size", N_("the file is larger than {size} KiB: not a keystore"), size=MAX_KEYSTORE_BYTES // 1024
     )
 
 
@@ -133,11 +136,15 @@ def read_file(path: Path) -> bytes:
     try:
         status = os.stat(path)
     except FileNotFoundError:
-        raise KeystoreUnreadable("missing", f"no keystore at {shown}") from None
+        raise KeystoreUnreadable("missing", N_("no keystore at {path}"), path=shown) from None
     except ValueError:
-        raise KeystoreUnreadable("unreadable", f"cannot read {shown}: the path holds a NUL") from None
+        raise KeystoreUnreadable(
+            "unreadable", N_("cannot read {path}: the path holds a NUL"), path=shown
+        ) from None
     except OSError as error:
-        raise KeystoreUnreadable("unreadable", f"cannot read {shown}: {_reason(error)}") from None
+        raise KeystoreUnreadable(
+            "unreadable", N_("cannot read {path}: {reason}"), path=shown, reason=_reason(error)
+        ) from None
     if not stat.S_ISREG(status.st_mode):
         raise _not_a_file(path, status.st_mode)
     if status.st_size > MAX_KEYSTORE_BYTES:
@@ -148,9 +155,11 @@ def read_file(path: Path) -> bytes:
     try:
         descriptor = os.open(path, flags)
     except FileNotFoundError:
-        raise KeystoreUnreadable("missing", f"no keystore at {shown}") from None
+        raise KeystoreUnreadable("missing", N_("no keystore at {path}"), path=shown) from None
     except OSError as error:
-        raise KeystoreUnreadable("unreadable", f"cannot read {shown}: {_reason(error)}") from None
+        raise KeystoreUnreadable(
+            "unreadable", N_("cannot read {path}: {reason}"), path=shown, reason=_reason(error)
+        ) from None
     try:
         opened = os.fstat(descriptor)
         if not stat.S_ISREG(opened.st_mode):
@@ -163,14 +172,16 @@ def read_file(path: Path) -> bytes:
             chunks.append(chunk)
             left -= len(chunk)
     except OSError as error:
-        raise KeystoreUnreadable("unreadable", f"cannot read {shown}: {_reason(error)}") from None
+        raise KeystoreUnreadable(
+            "unreadable", N_("cannot read {path}: {reason}"), path=shown, reason=_reason(error)
+        ) from None
     finally:
         os.close(descriptor)
     data = b"".join(chunks)
     if len(data) > MAX_KEYSTORE_BYTES:
         raise _too_big()
     if not data:
-        raise KeystoreUnreadable("empty", f"{shown} is empty: not a keystore")
+        raise KeystoreUnreadable("empty", N_("{path} is empty: not a keystore"), path=shown)
     return data
 
 
@@ -250,14 +261,14 @@ _PARSE_ERRORS = (
 
 
 @contextmanager
-def _parsing(detail: str, *, wrong_password: bool = False) -> Iterator[None]:
+def _parsing(detail: str, *, wrong_password: bool = False) -> Iterator[None]:  # detail: an N_ message
     """Whatever the parsers raise inside becomes one refusal: ``KeystoreUnreadable(detail)``, or
     ``KeystoreError`` when the bytes came from a decryption whose password nothing confirmed."""
     try:
         yield
     except _PARSE_ERRORS:
         if wrong_password:
-            raise KeystoreError("wrong password") from None
+            raise KeystoreError(N_("wrong password")) from None
         raise KeystoreUnreadable("malformed", detail) from None
 
 
@@ -268,14 +279,31 @@ def _count(value: int) -> str:
 def _iterations(value: Any, what: str) -> int:
     """An iteration count from the file, refused above MAX_ITERATIONS before any derivation."""
     if not isinstance(value, int) or value < 1:
-        raise KeystoreUnreadable("malformed", f"the {what} has no valid iteration count")
+        raise KeystoreUnreadable("malformed", N_("the {part} has no valid iteration count"), part=_part(what))
     if value > MAX_ITERATIONS:
         raise KeystoreUnreadable(
             "iterations",
-            f"the keystore asks an unreasonable iteration count for its {what} "
-            f"({_count(value)}; mcn allows at most {MAX_ITERATIONS:,})",
+            N_(
+                "the keystore asks an unreasonable iteration count for its {part} "
+                "({count}; mcn allows at most {limit})"
+            ),
+            part=_part(what),
+            count=_count(value),
+            limit=f"{MAX_ITERATIONS:,}",
         )
     return value
+
+
+_PARTS = {
+    "integrity check (MAC)": N_("integrity check (MAC)"),
+    "encrypted part": N_("encrypted part"),
+    "key": N_("key"),
+}
+
+
+def _part(what: str) -> Message:
+    """The part of the keystore a message is about, as a message (its name, translated)."""
+    return Message(_PARTS.get(what, what))
 
 
 class _Budget:
@@ -289,8 +317,11 @@ class _Budget:
         if work > self.left:
             raise KeystoreUnreadable(
                 "iterations",
-                "the keystore asks an unreasonable iteration count in total "
-                f"(mcn allows at most {MAX_TOTAL_ITERATIONS:,} over a file)",
+                N_(
+                    "the keystore asks an unreasonable iteration count in total "
+                    "(mcn allows at most {limit} over a file)"
+                ),
+                limit=f"{MAX_TOTAL_ITERATIONS:,}",
             )
         self.left -= work
 
@@ -355,45 +386,60 @@ def _encryption(algorithm: Any, data: Any, what: str) -> _Encryption:
         params = algorithm["parameters"]
         kdf = params["key_derivation_func"]
         if kdf["algorithm"].native != "pbkdf2":
-            raise KeystoreUnreadable("unsupported", f"the {what} uses a key derivation other than PBKDF2")
+            raise KeystoreUnreadable(
+                "unsupported", N_("the {part} uses a key derivation other than PBKDF2"), part=_part(what)
+            )
         kdf_params = kdf["parameters"]
         if kdf_params["salt"].name != "specified":
-            raise KeystoreUnreadable("unsupported", f"the {what} has no PBKDF2 salt")
+            raise KeystoreUnreadable("unsupported", N_("the {part} has no PBKDF2 salt"), part=_part(what))
         prf = kdf_params["prf"]["algorithm"].native
         scheme = params["encryption_scheme"]
         name = scheme["algorithm"].native
         if prf not in _HASHES or name not in _PBES2_CIPHERS:
             raise KeystoreUnreadable(
                 "unsupported",
-                f"the {what} is encrypted with {printable(str(name), 40)} "
-                f"and HMAC-{printable(str(prf), 40)}, which mcn does not read",
+                N_("the {part} is encrypted with {cipher} and HMAC-{digest}, which mcn does not read"),
+                part=_part(what),
+                cipher=printable(str(name), 40),
+                digest=printable(str(prf), 40),
             )
         cipher, key_size = _PBES2_CIPHERS[name]
         stated = kdf_params["key_length"].native
         if stated is not None and stated != key_size:
-            raise KeystoreUnreadable("malformed", f"the {what} states a key length its cipher does not have")
+            raise KeystoreUnreadable(
+                "malformed", N_("the {part} states a key length its cipher does not have"), part=_part(what)
+            )
         iv = scheme["parameters"].native
         if not isinstance(iv, bytes) or len(iv) != _BLOCK_BYTES[cipher]:
-            raise KeystoreUnreadable("malformed", f"the {what} has no valid IV")
+            raise KeystoreUnreadable("malformed", N_("the {part} has no valid IV"), part=_part(what))
         iterations = _iterations(kdf_params["iteration_count"].native, what)
         salt = kdf_params["salt"].chosen.native
         encryption = _Encryption("pbes2", cipher, key_size, iterations, salt, prf, iv)
     else:
         raise KeystoreUnreadable(
             "unsupported",
-            f"the {what} is encrypted with an algorithm mcn does not read ({printable(oid, 60)})",
+            N_("the {part} is encrypted with an algorithm mcn does not read ({oid})"),
+            part=_part(what),
+            oid=printable(oid, 60),
         )
     if not isinstance(encryption.salt, bytes):
-        raise KeystoreUnreadable("malformed", f"the {what} has no valid salt")
+        raise KeystoreUnreadable("malformed", N_("the {part} has no valid salt"), part=_part(what))
     block = _BLOCK_BYTES[encryption.cipher]
     if not isinstance(data, bytes) or not data or len(data) % block:
         size = len(data) if isinstance(data, bytes) else 0
         raise KeystoreUnreadable(
-            "malformed", f"the {what} is not whole {block}-byte cipher blocks ({size:,} bytes)"
+            "malformed",
+            N_("the {part} is not whole {block}-byte cipher blocks ({size} bytes)"),
+            part=_part(what),
+            block=block,
+            size=f"{size:,}",
         )
     if encryption.cipher == "rc2" and len(data) > MAX_RC2_BYTES:
         raise KeystoreUnreadable(
-            "size", f"the {what} has over {MAX_RC2_BYTES // 1024} KiB of RC2: not a keystore mcn reads"
+            "size",
+            N_("the {part} has over {size} KiB of RC2: not a keystore mcn reads"),
+            part=_part(what),
+            size=MAX_RC2_BYTES // 1024,
         )
     return encryption
 
@@ -420,7 +466,7 @@ def _attributes(bag: Any) -> tuple[str | None, bytes | None]:
     return alias, key_id
 
 
-_NO_CERTIFICATE = "a certificate bag does not hold a readable X.509 certificate"
+_NO_CERTIFICATE = N_("a certificate bag does not hold a readable X.509 certificate")
 
 
 @dataclass
@@ -449,7 +495,7 @@ class _Reader:
         for bag in pkcs12.SafeContents.load(contents):
             if len(self.bags) >= MAX_BAGS:
                 raise KeystoreUnreadable(
-                    "size", f"the keystore holds over {MAX_BAGS} bags: not one mcn reads"
+                    "size", N_("the keystore holds over {count} bags: not one mcn reads"), count=MAX_BAGS
                 )
             bag_id = bag["bag_id"].native
             if bag_id not in ("key_bag", "pkcs8_shrouded_key_bag", "cert_bag"):
@@ -466,7 +512,7 @@ class _Reader:
             self.keys += 1
             if self.keys > MAX_KEYS:
                 raise KeystoreUnreadable(
-                    "size", f"the keystore holds over {MAX_KEYS} keys: not one mcn reads"
+                    "size", N_("the keystore holds over {count} keys: not one mcn reads"), count=MAX_KEYS
                 )
             if bag_id == "key_bag":
                 der = value.untag().dump()  # without the bag's [0] tag
@@ -482,9 +528,9 @@ class _Reader:
         except ValueError:  # the padding: a wrong password, unless the MAC proved it right
             if self.verified:
                 raise KeystoreUnreadable(
-                    "malformed", f"the {what} does not decrypt: the keystore is damaged"
+                    "malformed", N_("the {part} does not decrypt: the keystore is damaged"), part=_part(what)
                 ) from None
-            raise KeystoreError("wrong password") from None
+            raise KeystoreError(N_("wrong password")) from None
 
 
 def read(data: bytes, password: str) -> Keystore:
@@ -493,18 +539,18 @@ def read(data: bytes, password: str) -> Keystore:
     if len(data) > MAX_KEYSTORE_BYTES:
         raise _too_big()
     if not data:
-        raise KeystoreUnreadable("empty", "the file is empty: not a keystore")
+        raise KeystoreUnreadable("empty", N_("the file is empty: not a keystore"))
     try:
         _bmp(password)
     except UnicodeError:
-        raise KeystoreError("wrong password (it is not valid text)") from None
+        raise KeystoreError(N_("wrong password (it is not valid text)")) from None
     reader = _Reader(password)
-    with _parsing("not a PKCS#12 keystore (the file does not parse as one)"):
+    with _parsing(N_("not a PKCS#12 keystore (the file does not parse as one)")):
         pfx = pkcs12.Pfx.load(data)
         auth_safe = pfx["auth_safe"]
         if auth_safe["content_type"].native != "data":
             raise KeystoreUnreadable(
-                "unsupported", "the keystore is signed, not password-protected: not read"
+                "unsupported", N_("the keystore is signed, not password-protected: not read")
             )
         content = _octets(auth_safe["content"])
         mac = _mac(pfx)
@@ -527,7 +573,7 @@ def read(data: bytes, password: str) -> Keystore:
         reader.verified = True
     for encryption, blob in encrypted:
         plain = reader.decrypt(encryption, blob, "encrypted part")
-        with _parsing("the encrypted part does not parse", wrong_password=not reader.verified):
+        with _parsing(N_("the encrypted part does not parse"), wrong_password=not reader.verified):
             reader.add_bags(plain, unconfirmed=not reader.verified)
     return _entries(reader)
 
@@ -544,7 +590,7 @@ def _entries(reader: _Reader) -> Keystore:
         if bag.encryption is not None:
             der = reader.decrypt(bag.encryption, der, "key")
         unconfirmed = bag.unconfirmed or (bag.encryption is not None and not reader.verified)
-        with _parsing("a key bag does not hold a readable private key", wrong_password=unconfirmed):
+        with _parsing(N_("a key bag does not hold a readable private key"), wrong_password=unconfirmed):
             keys_found.append((bag.alias, bag.key_id, _private_key(der)))
     by_id: dict[bytes, x509.Certificate] = {}
     for _, key_id, certificate in certificates:
@@ -583,25 +629,29 @@ def _private_key(der: bytes) -> Any:
     if algorithm in ("rsa", "rsassa_pss"):
         numbers = info["private_key"].parsed
         if numbers["other_prime_infos"].native:
-            raise KeystoreUnreadable("unsupported", "a key is a multi-prime RSA key: not read")
+            raise KeystoreUnreadable("unsupported", N_("a key is a multi-prime RSA key: not read"))
         for name in ("modulus", "public_exponent", "private_exponent", "prime1", "prime2",
                      "exponent1", "exponent2", "coefficient"):  # fmt: skip
             if numbers[name].native.bit_length() > MAX_RSA_BITS:
                 raise KeystoreUnreadable(
-                    "key-size", f"a key is RSA over {MAX_RSA_BITS} bits: not one mcn reads"
+                    "key-size", N_("a key is RSA over {bits} bits: not one mcn reads"), bits=MAX_RSA_BITS
                 )
         # OpenSSL tests both primes when it loads the key: a lopsided pair (a 4094-bit prime and
         # q=3) costs seconds a key. A real key's primes are each about half the modulus.
         half = (numbers["modulus"].native.bit_length() + 1) // 2
         for name in ("prime1", "prime2"):
             if abs(numbers[name].native.bit_length() - half) > 8:
-                raise KeystoreUnreadable("malformed", "a key is RSA with unbalanced primes: not a real key")
+                raise KeystoreUnreadable(
+                    "malformed", N_("a key is RSA with unbalanced primes: not a real key")
+                )
     elif algorithm == "ec":
         if info["private_key_algorithm"]["parameters"].name != "named":
-            raise KeystoreUnreadable("unsupported", "a key is EC on explicit curve parameters: not read")
+            raise KeystoreUnreadable("unsupported", N_("a key is EC on explicit curve parameters: not read"))
     else:
         raise KeystoreUnreadable(
-            "unsupported", f"a key is of type {printable(str(algorithm), 40)}: mcn reads RSA and EC keys"
+            "unsupported",
+            N_("a key is of type {kind}: mcn reads RSA and EC keys"),
+            kind=printable(str(algorithm), 40),
         )
     return serialization.load_der_private_key(der, password=None)
 
@@ -654,14 +704,16 @@ def _mac(pfx: Any) -> _Mac | None:
     name = mac_data["mac"]["digest_algorithm"]["algorithm"].native
     if name not in _HASHES:
         raise KeystoreUnreadable(
-            "unsupported", f"the keystore's MAC uses {printable(str(name), 40)}, which mcn does not read"
+            "unsupported",
+            N_("the keystore's MAC uses {digest}, which mcn does not read"),
+            digest=printable(str(name), 40),
         )
     salt = mac_data["mac_salt"].native
     expected = mac_data["mac"]["digest"].native
     if not isinstance(salt, bytes) or not isinstance(expected, bytes):
-        raise KeystoreUnreadable("malformed", "the keystore's MAC has no salt or no value")
+        raise KeystoreUnreadable("malformed", N_("the keystore's MAC has no salt or no value"))
     if len(expected) != hashlib.new(name).digest_size:
-        raise KeystoreUnreadable("malformed", "the keystore's MAC value has the wrong size")
+        raise KeystoreUnreadable("malformed", N_("the keystore's MAC value has the wrong size"))
     return _Mac(name, salt, _iterations(mac_data["iterations"].native, "integrity check (MAC)"), expected)
 
 
@@ -669,7 +721,7 @@ def _check_mac(mac: _Mac, content: bytes, password: str) -> None:
     size = hashlib.new(mac.digest).digest_size
     key = pkcs12_kdf(password, mac.salt, 3, mac.iterations, size, mac.digest)
     if not hmac.compare_digest(hmac.new(key, content, mac.digest).digest(), mac.expected):
-        raise KeystoreError("wrong password (or the keystore was changed)")
+        raise KeystoreError(N_("wrong password (or the keystore was changed)"))
 
 
 # --- writing -----------------------------------------------------------------------------------

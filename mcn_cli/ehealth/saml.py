@@ -17,10 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import dn, ns, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import Signer
-from mcn_cli.ehealth.xmldsig import Reference, SignatureInvalid
+from mcn_cli.ehealth.xmldsig import Reference, Refusal, SignatureInvalid
 
 MAX_VALIDITY = timedelta(hours=12)
 AUTHENTICATION_METHOD = "urn:oasis:names:tc:SAML:1.0:am:X509-PKI"
@@ -99,15 +100,24 @@ def der64(certificate: x509.Certificate) -> str:
     return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
+_UNREADABLE = {
+    "holder-of-key": N_("the holder-of-key certificate is unreadable"),
+    "request signature": N_("the request signature's certificate is unreadable"),
+    "token signer": N_("the token signer's certificate is unreadable"),
+}
+
+
 def certificate_from(text: str | None, what: str) -> x509.Certificate:
+    """The certificate of base64 ``text``; ``what`` is one of ``_UNREADABLE``'s keys."""
+    unreadable = _UNREADABLE.get(what, N_("a certificate in the message is unreadable"))
     try:
         der = base64.b64decode("".join((text or "").split()), validate=True)
     except ValueError:
-        raise SignatureInvalid(f"the {what} certificate is unreadable") from None
+        raise SignatureInvalid(unreadable) from None
     try:
         return xmldsig.certificate(der)
     except SignatureInvalid:
-        raise SignatureInvalid(f"the {what} certificate is unreadable") from None
+        raise SignatureInvalid(unreadable) from None
 
 
 def _attribute(parent: etree._Element, name: str, namespace: str, value: str, *, typed: bool = True) -> None:
@@ -207,8 +217,9 @@ def sign_request(request: etree._Element, signer: Signer, certificate: x509.Cert
     )
 
 
-class ClaimRefused(Exception):
-    """The STS side: a request whose claims the STS will not certify (a SAML error status)."""
+class ClaimRefused(Refusal):
+    """The STS side: a request whose claims the STS will not certify (a SAML error status). Its
+    text goes over the wire as the sandbox STS's status message: English, never translated."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +241,7 @@ def read_query(request: etree._Element) -> Claimed:
     subject = xmldsig.one(query, q(ns.SAML, "Subject"), "Subject")
     confirmation = xmldsig.one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
     if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
-        raise SignatureInvalid("only holder-of-key tokens are issued")
+        raise SignatureInvalid(N_("only holder-of-key tokens are issued"))
     key = xmldsig.one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
     hok = certificate_from(
         key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
@@ -242,9 +253,9 @@ def read_query(request: etree._Element) -> Claimed:
         for attribute in statement.findall(q(ns.SAML, "Attribute")):
             name = attribute.get("AttributeName", "")
             if attribute.get("AttributeNamespace") != ns.IDENTIFICATION_NS:
-                raise ClaimRefused(f"claim {name} is not in the identification namespace")
+                raise ClaimRefused("claim {name} is not in the identification namespace", name=name)
             if name in claims:
-                raise ClaimRefused(f"claim {name} is made twice")
+                raise ClaimRefused("claim {name} is made twice", name=name)
             claims[name] = (attribute.findtext(q(ns.SAML, "AttributeValue")) or "").strip()
     designators = tuple(
         (d.get("AttributeName", ""), d.get("AttributeNamespace"))
@@ -266,16 +277,16 @@ def verify_request_signature(request: etree._Element, certificate: x509.Certific
     KeyInfo names (as every real client sends it)."""
     signature = request.find(q(ns.DS, "Signature"))
     if signature is None:
-        raise SignatureInvalid("the request is not signed with the holder-of-key key")
+        raise SignatureInvalid(N_("the request is not signed with the holder-of-key key"))
     named = signature.findtext(f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}")
     if named is None:
-        raise SignatureInvalid("the request signature has no KeyInfo with the holder-of-key certificate")
+        raise SignatureInvalid(N_("the request signature has no KeyInfo with the holder-of-key certificate"))
     if certificate_from(named, "request signature") != certificate:
-        raise SignatureInvalid("the request is signed with another key than the holder-of-key one")
+        raise SignatureInvalid(N_("the request is signed with another key than the holder-of-key one"))
 
     def resolve(identifier: str) -> etree._Element:
         if request.get("RequestID") != identifier:
-            raise SignatureInvalid("the request signature does not cover the request")
+            raise SignatureInvalid(N_("the request signature does not cover the request"))
         return request
 
     xmldsig.verify(signature, resolve, certificate.public_key())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.ehealth import ns
 
 EID_TOKEN = "BELPIC"
@@ -53,7 +55,9 @@ def algorithm_for(public_key: Any) -> str:
         return ns.RSA_SHA256
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return ns.ECDSA_SHA256
-    raise InvalidInput("key", "type", f"unsupported key type {type(public_key).__name__} (RSA or EC only)")
+    raise InvalidInput(
+        "key", "type", N_("unsupported key type {kind} (RSA or EC only)"), kind=type(public_key).__name__
+    )
 
 
 def _raw_ecdsa(der: bytes, curve_bits: int) -> bytes:
@@ -80,7 +84,7 @@ class KeystoreSigner:
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         if isinstance(key, ec.EllipticCurvePrivateKey):
             return _raw_ecdsa(key.sign(data, ec.ECDSA(hashes.SHA256())), key.curve.key_size)
-        raise InvalidInput("key", "type", "unsupported key type (RSA or EC only)")
+        raise InvalidInput("key", "type", N_("unsupported key type (RSA or EC only)"))
 
     def private_der(self) -> bytes:
         return self.private_key.private_bytes(
@@ -99,13 +103,24 @@ def load_keystore(path: Path, password: str, field_name: str = "keystore") -> Ke
     try:
         data = read_file(path)
     except KeystoreUnreadable as error:  # its detail names the path
-        raise InvalidInput(field_name, error.rule, error.detail) from None
+        raise InvalidInput(field_name, error.rule, error.detail_id, **error.params) from None
     try:
         store = read(data, password)
     except KeystoreUnreadable as error:
-        raise InvalidInput(field_name, error.rule, f"{printable(path.name)}: {error.detail}") from None
+        raise InvalidInput(
+            field_name,
+            error.rule,
+            N_("{file}: {problem}"),
+            file=printable(path.name),
+            problem=Message(error.detail_id, error.params),
+        ) from None
     except KeystoreError as error:
-        raise AuthenticationNeeded(f"{field_name} {printable(path.name)}: {error}") from None
+        raise AuthenticationNeeded(
+            N_("{field} {file}: {reason}"),
+            field=field_name,
+            file=printable(path.name),
+            reason=error.as_message(),
+        ) from None
     entry = store.get(KEYSTORE_ALIAS)
     if entry is None and len(store.entries) == 1 and not store.entries[0].alias:
         entry = store.entries[0]
@@ -114,14 +129,16 @@ def load_keystore(path: Path, password: str, field_name: str = "keystore") -> Ke
         raise InvalidInput(
             field_name,
             "alias",
-            f"{printable(path.name)} has no key under alias 'authentication' ({printable(aliases)})",
+            N_("{file} has no key under alias 'authentication' ({aliases})"),
+            file=printable(path.name),
+            aliases=printable(aliases),
         )
     if entry.certificate is None:
         raise InvalidInput(
             field_name,
             "no-certificate",
-            f"{printable(path.name)} holds a key but no certificate yet: "
-            "install the one eHealth sent (mcn cert install)",
+            N_("{file} holds a key but no certificate yet: install the one eHealth sent (mcn cert install)"),
+            file=printable(path.name),
         )
     return KeystoreSigner(entry.private_key, entry.certificate, entry.chain)
 
@@ -182,10 +199,52 @@ def card_niss(certificate: x509.Certificate) -> str | None:
     return str(values[0].value) if values else None
 
 
-def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Signer:
+# The PIN state a PKCS#11 token reports in its flags (CKF_USER_PIN_*; the eID middleware sets
+# them from the card's try counter, SoftHSM2 only COUNT_LOW). The eID allows 3 wrong PINs.
+PIN_COUNT_LOW = 0x00010000  # a wrong PIN since the last right one
+PIN_FINAL_TRY = 0x00020000  # one try left
+PIN_LOCKED = 0x00040000  # no try left: only the PUK unblocks it
+
+LOCKED = N_("the eID card is locked: unblock it with its PUK at the municipality")
+FINAL_TRY_WARNING = N_("one try left: a wrong PIN now blocks the card")
+
+
+def wrong_pin(flags: int) -> AuthenticationNeeded:
+    """The refusal of a wrong PIN, saying what the token reports of the tries left (``flags``:
+    the token's flags read again after the refusal)."""
+    if flags & PIN_LOCKED:
+        return AuthenticationNeeded(
+            N_("wrong eID PIN: the card is now locked: unblock it with its PUK at the municipality")
+        )
+    if flags & PIN_FINAL_TRY:
+        return AuthenticationNeeded(N_("wrong eID PIN: one try left: a wrong PIN now blocks the card"))
+    if flags & PIN_COUNT_LOW:
+        return AuthenticationNeeded(
+            N_("wrong eID PIN: two tries left at most (the card locks after 3 wrong PINs)")
+        )
+    return AuthenticationNeeded(N_("wrong eID PIN (the card locks after 3 wrong PINs)"))
+
+
+def _flags_now(token: Any) -> int:
+    """The token's flags as it reports them now (python-pkcs11 keeps those read when listed)."""
+    try:
+        return int(token.slot.get_token().flags)
+    except Exception:  # a card pulled out meanwhile, a module without the slot: nothing known
+        return 0
+
+
+def open_eid(
+    module: str,
+    pin: Any,
+    *,
+    user_niss: str | None = None,
+    warn: Callable[[Message], None] = lambda message: None,
+) -> Pkcs11Signer:
     """Open the eID (token ``BELPIC``) and log in. ``pin`` is called only when the reader has no
     PIN pad (protected authentication path); a PIN that is not 4 to 12 ASCII digits is refused
-    (exit 2) before the card sees it."""
+    (exit 2) before the card sees it. A card already locked is refused before any PIN is asked;
+    one with a single try left is announced through ``warn`` (FINAL_TRY_WARNING) before the PIN
+    is asked. A wrong PIN says the tries left when the token reports them."""
     import pkcs11
     from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
     from pkcs11 import exceptions as p11
@@ -196,13 +255,17 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
         raise InvalidInput(
             "pkcs11-module",
             "load",
-            f"cannot load the PKCS#11 module {module} ({error}); "
-            "install the eID middleware or set pkcs11_module",
+            N_(
+                "cannot load the PKCS#11 module {module} ({reason}); "
+                "install the eID middleware or set pkcs11_module"
+            ),
+            module=module,
+            reason=str(error),
         ) from None
     tokens = list(library.get_tokens(token_label=EID_TOKEN))
     if not tokens:
         raise AuthenticationNeeded(
-            "no eID card found (no token BELPIC): insert the card, or log in with --fallback KEYSTORE"
+            N_("no eID card found (no token BELPIC): insert the card, or log in with --fallback KEYSTORE")
         )
     chosen = tokens[0]
     if user_niss is not None:
@@ -210,8 +273,13 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
             t for t in tokens if (c := _token_certificate(t)) is not None and card_niss(c) == user_niss
         ]
         if not matching:
-            raise AuthenticationNeeded(f"no eID card of {user_niss} in the readers")
+            raise AuthenticationNeeded(N_("no eID card of {niss} in the readers"), niss=user_niss)
         chosen = matching[0]
+    state = int(chosen.flags)
+    if state & PIN_LOCKED:
+        raise AuthenticationNeeded(LOCKED)
+    if state & PIN_FINAL_TRY:
+        warn(Message(FINAL_TRY_WARNING))
     try:
         if chosen.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH:
             session = chosen.open(user_pin=pkcs11.PROTECTED_AUTH)
@@ -220,13 +288,11 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
 
             session = chosen.open(user_pin=check_pin(pin()))  # a wrong form costs no try
     except p11.PinIncorrect:
-        raise AuthenticationNeeded("wrong eID PIN (the card locks after 3 wrong PINs)") from None
+        raise wrong_pin(_flags_now(chosen)) from None
     except p11.PinLocked:
-        raise AuthenticationNeeded(
-            "the eID card is locked: unblock it with its PUK at the municipality"
-        ) from None
+        raise AuthenticationNeeded(LOCKED) from None
     except (p11.PinLenRange, p11.PinInvalid):
-        raise AuthenticationNeeded("the eID PIN has the wrong form (4 to 12 digits)") from None
+        raise AuthenticationNeeded(N_("the eID PIN has the wrong form (4 to 12 digits)")) from None
     try:
         key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=EID_KEY)
         certificate = next(
@@ -237,8 +303,8 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
         )
     except (p11.NoSuchKey, p11.MultipleObjectsReturned, StopIteration):
         session.close()
-        raise AuthenticationNeeded("the eID card has no Authentication key and certificate") from None
+        raise AuthenticationNeeded(N_("the eID card has no Authentication key and certificate")) from None
     if key.key_type not in (KeyType.RSA, KeyType.EC):
         session.close()
-        raise AuthenticationNeeded("the eID key is neither RSA nor EC")
+        raise AuthenticationNeeded(N_("the eID key is neither RSA nor EC"))
     return Pkcs11Signer(session, key, certificate)

@@ -11,7 +11,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
-from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput, ServiceUnavailable
+from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import token as tokens
 from mcn_cli.ehealth import transport, wssec
 from mcn_cli.ehealth.endpoints import Environment
@@ -50,13 +51,17 @@ def _caller(environment: Environment, trace: Path | None) -> Call:
                 timeout=environment.timeout,
                 contact=environment.contact,
                 max_answer_bytes=environment.max_answer_bytes,
+                service=transport.STS,
             )
             answer = exchange.response
         except transport.SoapFaultError as error:
             answer = error.response or None
             if error.fault.code.split(":")[-1] == "Server":
-                raise ServiceUnavailable(f"the eHealth STS failed: {error.fault.message}") from None
-            raise AuthenticationNeeded(f"eHealth refused the login: {error.fault.message}") from None
+                raise  # "the eHealth STS is failing (fault CODE: TEXT)": a ServiceFailing
+            raise AuthenticationNeeded(
+                N_("eHealth refused the login: {reason}"),
+                reason=transport.printable(error.fault.message, 200),
+            ) from None
         finally:
             if trace is not None:
                 from mcn_cli.ehealth import traces
@@ -65,7 +70,9 @@ def _caller(environment: Environment, trace: Path | None) -> Call:
         body_element = root.find(f"{{{wssec.ns.SOAP}}}Body")
         children = [] if body_element is None else [c for c in body_element if isinstance(c.tag, str)]
         if len(children) != 1:
-            raise ServiceUnavailable("the eHealth STS answered with an empty or mixed SOAP Body")
+            raise transport.ServiceFailing(
+                N_("{service} answered with an empty or mixed SOAP Body"), service=transport.STS
+            )
         return Reply(children[0], root, exchange.response)
 
     return call
@@ -89,7 +96,7 @@ def request_token(
                 raise InvalidInput(
                     "sts_protocol",
                     "renew",
-                    'only the WS-Trust STS renews a token: set sts_protocol = "wstrust"',
+                    N_('only the WS-Trust STS renews a token: set sts_protocol = "wstrust"'),
                 )
             from mcn_cli.ehealth import sts_wstrust
 
@@ -99,8 +106,10 @@ def request_token(
                 raise InvalidInput(
                     "sts_protocol",
                     "ec-key",
-                    "the organisation keystore holds an EC key, which eHealth's SAML STS does not take: "
-                    'set sts_protocol = "wstrust"',
+                    N_(
+                        "the organisation keystore holds an EC key, which eHealth's SAML STS does not take: "
+                        'set sts_protocol = "wstrust"'
+                    ),
                 )
             from mcn_cli.ehealth import sts_saml
 
@@ -112,7 +121,11 @@ def request_token(
         token = tokens.verify(assertion, environment.trust, datetime.now(UTC))
         kind = tokens.check_session(token, attributes, holder.certificate)
     except SignatureInvalid as error:
-        raise AuthenticationNeeded(f"the eHealth token is unusable: {error}") from None
+        raise AuthenticationNeeded(
+            N_("the eHealth token is unusable: {reason}"), reason=error.as_message()
+        ) from None
     except TokenRefused as error:
-        raise AuthenticationNeeded(f"eHealth refused the session: {error}") from None
+        raise AuthenticationNeeded(
+            N_("eHealth refused the session: {reason}"), reason=error.as_message()
+        ) from None
     return token, kind

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcn_cli.domain.errors import AuthenticationNeeded
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns, saml, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.saml import Attribute
@@ -26,16 +27,16 @@ def obtain(
     reply = call(SOAP_ACTION, request, identification)
     response = reply.body
     if response.tag != q(ns.SAMLP, "Response"):
-        raise SignatureInvalid("the eHealth STS answered without a SAML response")
+        raise SignatureInvalid(N_("the eHealth STS answered without a SAML response"))
     if response.get("InResponseTo") != request.get("RequestID"):
-        raise SignatureInvalid("the STS's answer is not for this request")
+        raise SignatureInvalid(N_("the STS's answer is not for this request"))
     code = response.find(f"{q(ns.SAMLP, 'Status')}/{q(ns.SAMLP, 'StatusCode')}")
     if code is None or code.get("Value", "").split(":")[-1] != "Success":
-        message = (
-            response.findtext(f"{q(ns.SAMLP, 'Status')}/{q(ns.SAMLP, 'StatusMessage')}") or "no reason given"
-        )
-        raise AuthenticationNeeded(f"eHealth refused the login: {message}")
+        message = response.findtext(f"{q(ns.SAMLP, 'Status')}/{q(ns.SAMLP, 'StatusMessage')}")
+        if not message:
+            raise AuthenticationNeeded(N_("eHealth refused the login (no reason given)"))
+        raise AuthenticationNeeded(N_("eHealth refused the login: {reason}"), reason=message)
     assertions = response.findall(q(ns.SAML, "Assertion"))
     if len(assertions) != 1:
-        raise SignatureInvalid("the STS's answer holds no token")
+        raise SignatureInvalid(N_("the STS's answer holds no token"))
     return xmldsig.exact_bytes(reply.raw, reply.root, assertions[0])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lxml import etree
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import wstrust, xmldsig
 from mcn_cli.ehealth.saml import Attribute
 from mcn_cli.ehealth.signers import KeystoreSigner, Signer
@@ -32,13 +33,13 @@ def _exchange(call: Call, request: etree._Element, identification: Signer, holde
     challenge = wstrust.read_challenge(reply.body)
     if challenge is not None:
         if challenge.context != request.get("Context"):
-            raise SignatureInvalid("the STS's challenge is not for this request")
+            raise SignatureInvalid(N_("the STS's challenge is not for this request"))
         answer = wstrust.challenge_answer(challenge.context, challenge.challenge)
         reply = call(wstrust.CHALLENGE_ACTION, answer, holder)
         if wstrust.read_challenge(reply.body) is not None:
-            raise SignatureInvalid("the STS challenged twice")
+            raise SignatureInvalid(N_("the STS challenged twice"))
     context = reply.body.get("Context")
     if context is not None and context != request.get("Context"):
-        raise SignatureInvalid("the STS's answer is not for this request")
+        raise SignatureInvalid(N_("the STS's answer is not for this request"))
     assertion = wstrust.requested_token(reply.body)
     return xmldsig.exact_bytes(reply.raw, reply.root, assertion)

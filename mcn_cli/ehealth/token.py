@@ -16,18 +16,19 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from lxml import etree
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns, saml, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.saml import Attribute
 from mcn_cli.ehealth.trust import StsTrust
-from mcn_cli.ehealth.xmldsig import SignatureInvalid
+from mcn_cli.ehealth.xmldsig import Refusal, SignatureInvalid
 
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-class TokenRefused(Exception):
+class TokenRefused(Refusal):
     """The token is genuine but does not give the session asked for (a boolean, a missing
-    attribute, another holder)."""
+    attribute, another holder). English source text with parameters (``as_message()``)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,13 @@ def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Toke
     """Signature, signer, Issuer, window and holder-of-key certificate of an assertion."""
     assertion = xmldsig.parse(data) if isinstance(data, bytes) else data
     if assertion.tag != q(ns.SAML, "Assertion"):
-        raise SignatureInvalid("not a SAML 1.1 assertion")
+        raise SignatureInvalid(N_("not a SAML 1.1 assertion"))
     if (assertion.get("MajorVersion"), assertion.get("MinorVersion")) != ("1", "1"):
-        raise SignatureInvalid("not a SAML 1.1 assertion")
+        raise SignatureInvalid(N_("not a SAML 1.1 assertion"))
     if any(not isinstance(node.tag, str) for node in assertion.iter()):
         # a comment (or processing instruction, entity) is not signed under exclusive C14N
         # without comments, but would cut the text read around it
-        raise SignatureInvalid("the token holds a comment, processing instruction or entity")
+        raise SignatureInvalid(N_("the token holds a comment, processing instruction or entity"))
     signature = xmldsig.one(assertion, q(ns.DS, "Signature"), "signature")
     key = xmldsig.one(signature, q(ns.DS, "KeyInfo"), "signature KeyInfo")
     signer = saml.certificate_from(
@@ -70,24 +71,28 @@ def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Toke
 
     def resolve(identifier: str) -> etree._Element:
         if identifier != assertion_id:
-            raise SignatureInvalid("the signature does not cover the assertion")
+            raise SignatureInvalid(N_("the signature does not cover the assertion"))
         return assertion
 
     xmldsig.verify(signature, resolve, signer.public_key())
     if assertion.get("Issuer") != trust.issuer:
-        raise SignatureInvalid(f"the token's Issuer is {assertion.get('Issuer')!r}, not {trust.issuer!r}")
+        raise SignatureInvalid(
+            N_("the token's Issuer is {issuer!r}, not {expected!r}"),
+            issuer=assertion.get("Issuer"),
+            expected=trust.issuer,
+        )
     conditions = xmldsig.one(assertion, q(ns.SAML, "Conditions"), "Conditions")
     not_before = _time(conditions.get("NotBefore"))
     not_on_or_after = _time(conditions.get("NotOnOrAfter"))
     if not_before > now + CLOCK_SKEW:
-        raise SignatureInvalid("the token is not valid yet (check the computer's clock)")
+        raise SignatureInvalid(N_("the token is not valid yet (check the computer's clock)"))
     if not_on_or_after <= now - CLOCK_SKEW:
-        raise SignatureInvalid("the token has expired")
+        raise SignatureInvalid(N_("the token has expired"))
     authentication = xmldsig.one(assertion, q(ns.SAML, "AuthenticationStatement"), "AuthenticationStatement")
     subject = xmldsig.one(authentication, q(ns.SAML, "Subject"), "authentication Subject")
     confirmation = xmldsig.one(subject, q(ns.SAML, "SubjectConfirmation"), "SubjectConfirmation")
     if confirmation.findtext(q(ns.SAML, "ConfirmationMethod")) != ns.HOLDER_OF_KEY:
-        raise SignatureInvalid("the token is not a holder-of-key token")
+        raise SignatureInvalid(N_("the token is not a holder-of-key token"))
     hok_key = xmldsig.one(confirmation, q(ns.DS, "KeyInfo"), "holder-of-key KeyInfo")
     holder_of_key = saml.certificate_from(
         hok_key.findtext(f"{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"), "holder-of-key"
@@ -97,7 +102,7 @@ def verify(data: bytes | etree._Element, trust: StsTrust, now: datetime) -> Toke
         for attribute in statement.findall(q(ns.SAML, "Attribute")):
             key_ = (attribute.get("AttributeNamespace", ""), attribute.get("AttributeName", ""))
             if key_ in attributes:
-                raise SignatureInvalid(f"attribute {key_[1]} appears twice in the token")
+                raise SignatureInvalid(N_("attribute {name} appears twice in the token"), name=key_[1])
             values = attribute.findall(q(ns.SAML, "AttributeValue"))
             attributes[key_] = ";".join((v.text or "").strip() for v in values)
     xml = data if isinstance(data, bytes) else etree.tostring(assertion)
@@ -110,17 +115,21 @@ def kind_of(token: Token) -> str:
     for key in saml.REQUIRED_TRUE[kind]:
         value = token.attributes.get(key)
         if value != "true":
-            what = _MEANING.get(key[1], key[1])
             raise TokenRefused(
-                f"eHealth does not certify {what} ({key[1].rsplit(':', 2)[-2]} = {value or 'absent'})"
+                _MEANING.get(key[1], N_("eHealth does not certify {attribute} ({name} = {value})")),
+                attribute=key[1],
+                name=key[1].rsplit(":", 2)[-2],
+                value=value or "absent",
             )
     return kind
 
 
 _MEANING = {
-    saml.CERTIFIED_RECOGNISED: "a recognised pharmacy",
-    saml.CERTIFIED_LINKED: "this pharmacist linked to the pharmacy and its holder",
-    saml.CERTIFIED_OT: "a recognised tarification office",
+    saml.CERTIFIED_RECOGNISED: N_("eHealth does not certify a recognised pharmacy ({name} = {value})"),
+    saml.CERTIFIED_LINKED: N_(
+        "eHealth does not certify this pharmacist linked to the pharmacy and its holder ({name} = {value})"
+    ),
+    saml.CERTIFIED_OT: N_("eHealth does not certify a recognised tarification office ({name} = {value})"),
 }
 
 
@@ -128,13 +137,16 @@ def check_session(token: Token, asked: Sequence[Attribute], holder_of_key: x509.
     """The token gives the session asked for: our holder-of-key certificate, every designated
     attribute non-empty, every claim echoed unchanged, the booleans true. Returns the kind."""
     if token.holder_of_key != holder_of_key:
-        raise TokenRefused("the token names another holder-of-key certificate than ours")
+        raise TokenRefused(N_("the token names another holder-of-key certificate than ours"))
     for attribute in asked:
         value = token.attributes.get(attribute.key)
         if not value:
-            raise TokenRefused(f"the token lacks the designated attribute {attribute.name}")
+            raise TokenRefused(N_("the token lacks the designated attribute {name}"), name=attribute.name)
         if attribute.value is not None and value != attribute.value:
             raise TokenRefused(
-                f"the token certifies {attribute.name} = {value}, not the claimed {attribute.value}"
+                N_("the token certifies {name} = {value}, not the claimed {claimed}"),
+                name=attribute.name,
+                value=value,
+                claimed=attribute.value,
             )
     return kind_of(token)

@@ -8,8 +8,12 @@ The server at the other end is not trusted to behave (issue 11):
   sending, and the status line, headers and body of the answer, however slowly they trickle;
 - answers are capped (``max_answer_bytes``) before and after decompression, read in pieces;
 - the HTTP framing is read strictly (one Content-Length or chunked, never both), and every
-  failure is a ``ServiceUnavailable`` (exit 5) of one line; ``ConnectionRefused`` when the
-  request certainly never reached the service (callers retry it once).
+  failure is a ``ServiceUnavailable`` (exit 5) of one line naming the service ("MyCareNet",
+  "the eHealth STS"), never its address (kept in ``address`` for traces):
+  ``NetworkFailure`` when the service could not be talked to (``ConnectionRefused`` when the
+  request certainly never reached it: callers retry it once), ``ServiceBusy`` when it asks to
+  wait (HTTP 429, or 503 with Retry-After: ``retry_after`` seconds), ``ServiceFailing`` when it
+  answered wrongly (an HTTP error, a malformed answer, a SOAP fault: ``SoapFaultError``).
 
 HTTP/1.1 is spoken directly on a socket (no ``requests``, ``urllib3`` or ``http.client``), so
 each read is bounded by what is left of the deadline and nothing is read that is not counted.
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from mcn_cli.domain.errors import InvalidInput, ServiceUnavailable
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.ehealth import soap, xmldsig
 from mcn_cli.ehealth.soap import Fault
 
@@ -48,13 +53,76 @@ def _user_agent() -> str:
 USER_AGENT = _user_agent()
 
 
-class ConnectionRefused(ServiceUnavailable):
+MYCARENET = Message(N_("MyCareNet"))
+STS = Message(N_("the eHealth STS"))
+
+
+class TransportError(ServiceUnavailable):
+    """A failure of one exchange with ``service`` (a message: "MyCareNet", "the eHealth STS"),
+    the message's ``{service}`` parameter; ``address`` (host[:port]) is for traces, never
+    shown in the message. ``retry_after`` is set only on ``ServiceBusy``."""
+
+    retry_after: int | None = None
+
+    def __init__(self, message: str, *, service: Message, address: str = "", **params: object) -> None:
+        super().__init__(message, service=service, **params)
+        self.service = service
+        self.address = address
+
+
+class NetworkFailure(TransportError):
+    """The service could not be talked to: no connection, a timeout, a broken connection, TLS."""
+
+
+class ConnectionRefused(NetworkFailure):
     """Nothing accepted the connection: the request never reached the service."""
 
 
-class SoapFaultError(Exception):
-    def __init__(self, fault: Fault, status: int, response: bytes = b"") -> None:
-        super().__init__(f"{fault.code}: {fault.message}")
+class ServiceBusy(TransportError):
+    """The service asks to wait (HTTP 429, or 503 with Retry-After): not a failure, try later.
+    ``retry_after``: the seconds it asked, None when it did not say."""
+
+    def __init__(self, *, service: Message, status: int, retry_after: int | None, address: str = "") -> None:
+        if retry_after is None:
+            super().__init__(
+                N_("{service} is busy: wait a moment and try again"), service=service, address=address
+            )
+        else:
+            super().__init__(
+                N_("{service} is busy: wait {seconds} s"),
+                service=service,
+                address=address,
+                seconds=retry_after,
+            )
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ServiceFailing(TransportError):
+    """The service answered, wrongly: an HTTP error, a malformed answer, a SOAP fault."""
+
+
+class SoapFaultError(ServiceFailing):
+    """A SOAP fault: ``fault`` (its code and text kept for the helpdesk, in the message too),
+    the HTTP ``status`` and the raw ``response``. Callers map client and security faults to
+    refusals; the message says the service is failing (right for server faults)."""
+
+    def __init__(
+        self,
+        fault: Fault,
+        status: int,
+        response: bytes = b"",
+        *,
+        service: Message = MYCARENET,
+        address: str = "",
+    ) -> None:
+        super().__init__(
+            N_("{service} is failing (fault {code}: {text})"),
+            service=service,
+            address=address,
+            code=printable(fault.code, 80),
+            text=printable(fault.message, 200),
+        )
         self.fault = fault
         self.status = status
         self.response = response
@@ -104,15 +172,19 @@ def post(
     session: Any = None,
     contact: str = "",
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    service: Message = MYCARENET,
 ) -> tuple[etree._Element, Exchange]:
-    """POST ``payload``; returns the parsed answer. Raises ServiceUnavailable or SoapFaultError.
+    """POST ``payload``; returns the parsed answer. Raises a TransportError (SoapFaultError for
+    a fault); its messages name ``service`` (MYCARENET or STS), never the address.
 
     ``verify`` is a CA file (PEM) or True for the system's CAs; TLS is always verified.
     ``timeout`` (seconds) bounds the whole exchange; ``max_answer_bytes`` the answer, as sent
     and once decompressed. ``session`` may be a ``Connections`` (anything else is ignored).
     ``contact`` goes as the From header, as eHealth asks of client software."""
     if max_answer_bytes < 1:
-        raise InvalidInput("max_answer_bytes", "range", f"must be at least 1, got {max_answer_bytes}")
+        raise InvalidInput(
+            "max_answer_bytes", "range", N_("must be at least 1, got {value}"), value=max_answer_bytes
+        )
     target = _Target.of(url)
     headers = [
         ("Host", target.authority),
@@ -130,35 +202,83 @@ def post(
     head = f"POST {target.path} HTTP/1.1\r\n" + "".join(f"{k}: {_value(k, v)}\r\n" for k, v in headers)
     request = head.encode("latin-1") + b"\r\n" + payload
 
-    answer = _Call(target, verify, timeout, max_answer_bytes, pool).run(request)
-    host = target.authority
+    call = _Call(target, verify, timeout, max_answer_bytes, pool, service)
+    answer = call.run(request)
     exchange = Exchange(payload, answer.body, answer.status)
-    if answer.status in (429, 503):
-        retry = _printable(answer.header("retry-after"), 40)
-        wait = f"; retry after {retry} s" if retry else ""
-        raise ServiceUnavailable(f"{host} is throttling this pharmacy (HTTP {answer.status}){wait}")
+    retry_after = _retry_after(answer.header("retry-after"))
+    if answer.status == 429 or (answer.status == 503 and retry_after is not None):
+        raise ServiceBusy(
+            service=service, status=answer.status, retry_after=retry_after, address=target.authority
+        )
     try:
         root = xmldsig.parse(answer.body)
     except xmldsig.SignatureInvalid:
-        raise ServiceUnavailable(f"{host} sent a malformed answer (HTTP {answer.status})") from None
+        if answer.status != 200:
+            raise call.fail(N_("{service} is failing (HTTP {status})"), status=answer.status) from None
+        raise call.fail(
+            N_("{service} sent a malformed answer (HTTP {status})"), status=answer.status
+        ) from None
     fault = soap.read_fault(root)
     if fault is not None:
-        raise SoapFaultError(fault, answer.status, answer.body)
+        raise SoapFaultError(fault, answer.status, answer.body, service=service, address=target.authority)
     if answer.status != 200:
-        raise ServiceUnavailable(f"{host} answered HTTP {answer.status}")
+        raise call.fail(N_("{service} is failing (HTTP {status})"), status=answer.status)
     return root, exchange
+
+
+def _retry_after(value: str) -> int | None:
+    """The seconds a Retry-After header asks (a number, or an HTTP date); None when absent or
+    unreadable. At least 1: a service that asks to wait 0 s is still busy."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return max(1, min(int(value[:9]), 86_400 * 7))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    from datetime import UTC, datetime
+
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(1, min(int(seconds + 0.999), 86_400 * 7))
 
 
 def _value(name: str, value: str) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F or ord(c) > 0xFF for c in value):
-        raise InvalidInput(name, "header", f"{value!r} cannot go in an HTTP header")
+        raise InvalidInput(name, "header", N_("{value!r} cannot go in an HTTP header"), value=value)
     return value
 
 
-def _printable(text: str, limit: int) -> str:
+def printable(text: str, limit: int) -> str:
     """Untrusted text for a one-line message: no control characters, at most ``limit`` long."""
     cleaned = "".join(c if c.isprintable() else "?" for c in text)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+_CLOSED_INSIDE = {
+    "status line": N_("the connection closed inside the status line"),
+    "header line": N_("the connection closed inside the header line"),
+    "chunk size": N_("the connection closed inside the chunk size"),
+    "chunk end": N_("the connection closed inside the chunk end"),
+    "trailer": N_("the connection closed inside the trailer"),
+}
+_TOO_LONG = {
+    "status line": N_("a status line over {limit} bytes"),
+    "header line": N_("a header line over {limit} bytes"),
+    "chunk size": N_("a chunk size over {limit} bytes"),
+    "chunk end": N_("a chunk end over {limit} bytes"),
+    "trailer": N_("a trailer over {limit} bytes"),
+}
+
+
+def _seconds(value: float) -> int | float:
+    """A duration as people write it: 1, not 1.0; 0.5 stays."""
+    return int(value) if value == int(value) else value
 
 
 def _size(count: int) -> str:
@@ -182,7 +302,9 @@ class _Target:
         except ValueError:
             parts, port = None, None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInput("url", "format", f"not an http(s) address: {_printable(url, 120)!r}")
+            raise InvalidInput(
+                "url", "format", N_("not an http(s) address: {url!r}"), url=printable(url, 120)
+            )
         default = 443 if parts.scheme == "https" else 80
         host = parts.hostname
         authority = f"[{host}]" if ":" in host else host
@@ -190,7 +312,9 @@ class _Target:
             authority += f":{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in path):
-            raise InvalidInput("url", "format", f"not a plain address path: {_printable(path, 120)!r}")
+            raise InvalidInput(
+                "url", "format", N_("not a plain address path: {path!r}"), path=printable(path, 120)
+            )
         return cls(parts.scheme, host, port or default, authority, path)
 
 
@@ -209,10 +333,17 @@ class _Call:
     """One request and its answer within one deadline; every failure a ServiceUnavailable."""
 
     def __init__(
-        self, target: _Target, verify: str | bool, timeout: float, limit: int, pool: Connections | None
+        self,
+        target: _Target,
+        verify: str | bool,
+        timeout: float,
+        limit: int,
+        pool: Connections | None,
+        service: Message = MYCARENET,
     ) -> None:
         self.target = target
         self.host = target.authority
+        self.service = service
         self.verify = verify
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
@@ -231,11 +362,19 @@ class _Call:
             raise TimeoutError
         return left
 
-    def fail(self, message: str) -> ServiceUnavailable:
-        return ServiceUnavailable(f"{self.host} {message}")
+    def fail(
+        self, message: str, kind: type[TransportError] = ServiceFailing, **params: object
+    ) -> TransportError:
+        """``message`` (with ``{service}`` and ``params``) as a ``kind`` error."""
+        return kind(message, service=self.service, address=self.host, **params)
 
-    def late(self, what: str) -> ServiceUnavailable:
-        return self.fail(f"{what} within {self.timeout:g} s")
+    def lost(self, message: str, **params: object) -> TransportError:
+        """A failure to talk to the service at all (the network's or the connection's)."""
+        return self.fail(message, NetworkFailure, **params)
+
+    def late(self, message: str, **params: object) -> TransportError:
+        """The deadline passed: ``message`` has ``{seconds}``."""
+        return self.lost(message, seconds=_seconds(self.timeout), **params)
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -279,13 +418,19 @@ class _Call:
             _, status, _ = self.read_head(sock)
         except TimeoutError:
             _close(sock)
-            raise self.late(f"was not reached through the proxy {proxy.name}") from None
+            raise self.late(
+                N_("{service} was not reached through the proxy {proxy} within {seconds} s"), proxy=proxy.name
+            ) from None
         except BaseException:
             _close(sock)
             raise
         if status != 200 or self.buffer:
             _close(sock)
-            raise self.fail(f"cannot be reached through the proxy {proxy.name} (HTTP {status})")
+            raise self.lost(
+                N_("{service} cannot be reached through the proxy {proxy} (HTTP {status})"),
+                proxy=proxy.name,
+                status=status,
+            )
 
     def open(self, host: str, port: int) -> Any:
         import socket
@@ -309,12 +454,23 @@ class _Call:
                 sock = candidate
                 break
         except TimeoutError:
-            raise self.late("did not accept the connection") from None
+            raise self.late(N_("{service} did not accept the connection within {seconds} s")) from None
         if sock is None:
-            detail = refused.strerror if refused is not None and refused.strerror else "no address"
-            through = "" if host == self.target.host else f" (its proxy {host}:{port})"
-            raise ConnectionRefused(
-                f"cannot reach {self.host}{through}: the network or the service is down ({detail.lower()})"
+            detail = refused.strerror.lower() if refused is not None and refused.strerror else "no address"
+            if host == self.target.host:
+                raise self.fail(
+                    N_("cannot reach {service}: the network or the service is down ({reason})"),
+                    ConnectionRefused,
+                    reason=detail,
+                )
+            raise self.fail(
+                N_(
+                    "cannot reach {service} through the proxy {proxy}: "
+                    "the network or the proxy is down ({reason})"
+                ),
+                ConnectionRefused,
+                proxy=f"{host}:{port}",
+                reason=detail,
             )
         return sock
 
@@ -340,7 +496,7 @@ class _Call:
         if worker.is_alive():
             raise TimeoutError
         if "error" in found:
-            raise ConnectionRefused(f"cannot reach {self.host}: its name does not resolve")
+            raise self.fail(N_("cannot reach {service}: its name does not resolve"), ConnectionRefused)
         return found["addresses"]
 
     def secure(self, sock: Any) -> Any:
@@ -355,14 +511,20 @@ class _Call:
         except BaseException as error:
             sock.close()  # the TLS socket once wrapped: it took over the connection
             if isinstance(error, TimeoutError):
-                raise self.late("did not complete the TLS handshake") from None
+                raise self.late(
+                    N_("{service} did not complete the TLS handshake within {seconds} s")
+                ) from None
             if isinstance(error, ssl.SSLCertVerificationError):
-                reason = _printable(error.verify_message or "unknown reason", 160)
-                raise ServiceUnavailable(
-                    f"{self.host}: its TLS certificate is not trusted ({reason}); nothing was sent"
+                reason = printable(error.verify_message or "unknown reason", 160)
+                raise self.lost(
+                    N_("{service}: its TLS certificate is not trusted ({reason}); nothing was sent"),
+                    reason=reason,
                 ) from None
             if isinstance(error, OSError):  # ssl.SSLError included
-                raise self.fail(f"failed the TLS handshake ({_reason(error)}); nothing was sent") from None
+                raise self.lost(
+                    N_("{service} failed the TLS handshake ({reason}); nothing was sent"),
+                    reason=_reason(error),
+                ) from None
             raise
 
     def send(self, sock: Any, data: bytes) -> None:
@@ -372,9 +534,12 @@ class _Call:
                 sock.settimeout(self.remaining())
                 view = view[sock.send(view) :]
         except TimeoutError:
-            raise self.late("did not take the request") from None
+            raise self.late(N_("{service} did not take the request within {seconds} s")) from None
         except OSError as error:
-            raise self.fail(f"broke the connection while the request was sent ({_reason(error)})") from None
+            raise self.lost(
+                N_("{service} broke the connection while the request was sent ({reason})"),
+                reason=_reason(error),
+            ) from None
 
     def receive(self, sock: Any) -> tuple[_Answer, bool]:
         try:
@@ -383,26 +548,41 @@ class _Call:
                 if not 100 <= status < 200:
                     break
                 if status == 101:
-                    raise self.fail("switched protocols (HTTP 101) instead of answering")
+                    raise self.fail(N_("{service} switched protocols (HTTP 101) instead of answering"))
             else:
-                raise self.fail(f"sent more than {_MAX_INTERIM} interim (1xx) answers")
+                raise self.fail(
+                    N_("{service} sent more than {count} interim (1xx) answers"), count=_MAX_INTERIM
+                )
             self.status = status
             if 300 <= status < 400:  # never followed: the envelope must go nowhere else
                 location = (headers.get("location") or ["(nowhere)"])[0]
                 raise self.fail(
-                    f"answered HTTP {status} redirecting to {_printable(location, 160)}: "
-                    "mcn never follows a redirect, nothing was sent there"
+                    N_(
+                        "{service} answered HTTP {status} redirecting to {location}: "
+                        "mcn never follows a redirect, nothing was sent there"
+                    ),
+                    status=status,
+                    location=printable(location, 160),
                 )
             body, framed = self.read_body(sock, headers, status)
             body = self.decode(body, headers)
         except TimeoutError:
             if self.status:
-                raise self.late(f"did not finish its answer (HTTP {self.status})") from None
-            raise self.late("did not answer") from None
+                raise self.late(
+                    N_("{service} did not finish its answer (HTTP {status}) within {seconds} s"),
+                    status=self.status,
+                ) from None
+            raise self.late(N_("{service} did not answer within {seconds} s")) from None
         except OSError as error:
             if self.status:
-                raise self.fail(f"broke off its answer (HTTP {self.status}: {_reason(error)})") from None
-            raise self.fail(f"broke the connection before answering ({_reason(error)})") from None
+                raise self.lost(
+                    N_("{service} broke off its answer (HTTP {status}: {reason})"),
+                    status=self.status,
+                    reason=_reason(error),
+                ) from None
+            raise self.lost(
+                N_("{service} broke the connection before answering ({reason})"), reason=_reason(error)
+            ) from None
         connection = ",".join(headers.get("connection", [])).lower()
         reusable = framed and version == 1 and "close" not in connection and not self.buffer
         return _Answer(status, headers, body), reusable
@@ -433,19 +613,23 @@ class _Call:
                 break
             if not self.fill(sock):
                 if not self.status and not self.buffer and what == "status line":
-                    raise self.fail("closed the connection without answering")
-                raise self._broken(f"the connection closed inside the {what}")
-        raise self._broken(f"a {what} over {_MAX_LINE} bytes")
+                    raise self.lost(N_("{service} closed the connection without answering"))
+                raise self._broken(Message(_CLOSED_INSIDE[what]))
+        raise self._broken(Message(_TOO_LONG[what], {"limit": _MAX_LINE}))
 
-    def _broken(self, why: str) -> ServiceUnavailable:
+    def _broken(self, why: Message) -> TransportError:
+        """The answer's framing is broken (``why``, a message): a malformed head, or an answer
+        broken off once its status was read."""
         if self.status:
-            return self.fail(f"broke off its answer (HTTP {self.status}): {why}")
-        return self.fail(f"sent a malformed HTTP answer: {why}")
+            return self.fail(
+                N_("{service} broke off its answer (HTTP {status}): {why}"), status=self.status, why=why
+            )
+        return self.fail(N_("{service} sent a malformed HTTP answer: {why}"), why=why)
 
     def read_head(self, sock: Any) -> tuple[int, int, dict[str, list[str]]]:
         match = _STATUS_LINE.fullmatch(self.line(sock, "status line"))
         if match is None:
-            raise self.fail("sent a malformed HTTP answer: not an HTTP/1.x status line")
+            raise self._broken_head(Message(N_("not an HTTP/1.x status line")))
         headers: dict[str, list[str]] = {}
         for _ in range(_MAX_HEADERS + 1):
             line = self.line(sock, "header line")
@@ -453,14 +637,14 @@ class _Call:
                 return int(match[1]), int(match[2]), headers
             name, colon, value = line.partition(b":")
             if not colon or not _TOKEN.fullmatch(name):
-                raise self._broken_head("a malformed header line")
+                raise self._broken_head(Message(N_("a malformed header line")))
             headers.setdefault(name.decode("ascii").lower(), []).append(
                 value.strip(b" \t\r\n").decode("latin-1")
             )
-        raise self._broken_head(f"more than {_MAX_HEADERS} headers")
+        raise self._broken_head(Message(N_("more than {count} headers"), {"count": _MAX_HEADERS}))
 
-    def _broken_head(self, why: str) -> ServiceUnavailable:
-        return self.fail(f"sent a malformed HTTP answer: {why}")
+    def _broken_head(self, why: Message) -> TransportError:
+        return self.fail(N_("{service} sent a malformed HTTP answer: {why}"), why=why)
 
     def read_body(self, sock: Any, headers: dict[str, list[str]], status: int) -> tuple[bytes, bool]:
         """The body as sent (still encoded), and whether its end was framed (keep-alive)."""
@@ -472,14 +656,19 @@ class _Call:
         lengths = {v.strip() for value in headers.get("content-length", []) for v in value.split(",")}
         if encodings:
             if lengths:
-                raise self._broken_head("both Transfer-Encoding and Content-Length")
+                raise self._broken_head(Message(N_("both Transfer-Encoding and Content-Length")))
             if encodings != ["chunked"]:
-                raise self._broken_head(f"transfer encoding {_printable(', '.join(encodings), 60)!r}")
+                raise self._broken_head(
+                    Message(
+                        N_("transfer encoding {encoding!r}"),
+                        {"encoding": printable(", ".join(encodings), 60)},
+                    )
+                )
             return self.read_chunked(sock), True
         if lengths:
             length = lengths.pop()
             if lengths or not length.isdigit() or not length.isascii() or len(length) > 18:
-                raise self._broken_head("an invalid Content-Length")
+                raise self._broken_head(Message(N_("an invalid Content-Length")))
             return self.read_length(sock, int(length)), True
         return self.read_to_close(sock), False
 
@@ -487,8 +676,12 @@ class _Call:
         self.received += size
         if self.received > self.limit:
             raise self.fail(
-                f"sent an answer over max_answer_bytes ({_size(self.limit)}; HTTP {self.status}): "
-                "mcn stopped reading"
+                N_(
+                    "{service} sent an answer over max_answer_bytes ({limit}; HTTP {status}): "
+                    "mcn stopped reading"
+                ),
+                limit=_size(self.limit),
+                status=self.status,
             )
 
     def take(self, size: int) -> bytes:
@@ -499,14 +692,24 @@ class _Call:
     def read_length(self, sock: Any, length: int) -> bytes:
         if length > self.limit:
             raise self.fail(
-                f"announced an answer of {length} bytes, over max_answer_bytes ({_size(self.limit)}; "
-                f"HTTP {self.status}): mcn did not read it"
+                N_(
+                    "{service} announced an answer of {length} bytes, over max_answer_bytes "
+                    "({limit}; HTTP {status}): mcn did not read it"
+                ),
+                length=length,
+                limit=_size(self.limit),
+                status=self.status,
             )
         body = bytearray()  # one buffer: a list of tiny pieces would cost far more than their size
         left = length
         while left:
             if not self.buffer and not self.fill(sock):
-                raise self._broken(f"it ended after {length - left} of the {length} bytes it announced")
+                raise self._broken(
+                    Message(
+                        N_("it ended after {received} of the {length} bytes it announced"),
+                        {"received": length - left, "length": length},
+                    )
+                )
             piece = self.take(left)
             self.count(len(piece))
             body += piece
@@ -526,7 +729,7 @@ class _Call:
         while True:
             match = _CHUNK_SIZE.fullmatch(self.line(sock, "chunk size"))
             if match is None:
-                raise self._broken("bad chunked framing (chunk size)")
+                raise self._broken(Message(N_("bad chunked framing (chunk size)")))
             size = int(match[1], 16)
             if size == 0:
                 break
@@ -535,17 +738,17 @@ class _Call:
             left = size
             while left:
                 if not self.buffer and not self.fill(sock):
-                    raise self._broken("the connection closed inside a chunk")
+                    raise self._broken(Message(N_("the connection closed inside a chunk")))
                 piece = self.take(left)
                 self.count(len(piece))
                 body += piece
                 left -= len(piece)
             if self.line(sock, "chunk end") not in (b"\r\n", b"\n"):
-                raise self._broken("bad chunked framing (chunk end)")
+                raise self._broken(Message(N_("bad chunked framing (chunk end)")))
         for _ in range(_MAX_HEADERS + 1):  # trailer fields, discarded
             if self.line(sock, "trailer") in (b"\r\n", b"\n"):
                 return bytes(body)
-        raise self._broken(f"more than {_MAX_HEADERS} trailer fields")
+        raise self._broken(Message(N_("more than {count} trailer fields"), {"count": _MAX_HEADERS}))
 
     def decode(self, body: bytes, headers: dict[str, list[str]]) -> bytes:
         codings = [
@@ -556,7 +759,8 @@ class _Call:
             return body
         if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
             raise self.fail(
-                f"sent its answer in an encoding mcn does not read ({_printable(', '.join(codings), 60)})"
+                N_("{service} sent its answer in an encoding mcn does not read ({encoding})"),
+                encoding=printable(", ".join(codings), 60),
             )
         import zlib
 
@@ -573,8 +777,12 @@ class _Call:
                     produced += len(piece)
                     if produced > self.limit:
                         raise self.fail(
-                            f"sent an answer that decompresses to over max_answer_bytes "
-                            f"({_size(self.limit)}; HTTP {self.status}): mcn stopped"
+                            N_(
+                                "{service} sent an answer that decompresses to over max_answer_bytes "
+                                "({limit}; HTTP {status}): mcn stopped"
+                            ),
+                            limit=_size(self.limit),
+                            status=self.status,
                         )
                     out += piece
                     data = inflater.unconsumed_tail
@@ -586,9 +794,16 @@ class _Call:
                 if not data:
                     return bytes(out)
         except TimeoutError:
-            raise self.late(f"did not finish decompressing its answer (HTTP {self.status})") from None
+            raise self.late(
+                N_("{service} did not finish decompressing its answer (HTTP {status}) within {seconds} s"),
+                status=self.status,
+            ) from None
         except zlib.error as error:
-            raise self.fail(f"sent a corrupt compressed answer (HTTP {self.status}: {error})") from None
+            raise self.fail(
+                N_("{service} sent a corrupt compressed answer (HTTP {status}: {reason})"),
+                status=self.status,
+                reason=str(error),
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -625,7 +840,10 @@ def _proxy_for(target: _Target) -> _Proxy | None:
     if parts.scheme != "http" or not parts.hostname or not port:
         shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never the password
         raise InvalidInput(
-            "https_proxy", "format", f"not an http://host:port proxy: {_printable(shown, 120)!r}"
+            "https_proxy",
+            "format",
+            N_("not an http://host:port proxy: {proxy!r}"),
+            proxy=printable(shown, 120),
         )
     authorization = None
     if parts.username is not None:
@@ -641,7 +859,7 @@ def _reason(error: BaseException) -> str:
         return "TLS: " + error.reason.replace("_", " ").lower()
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
-    return _printable(str(error), 120) or type(error).__name__
+    return printable(str(error), 120) or type(error).__name__
 
 
 def _close(sock: Any) -> None:
@@ -696,7 +914,11 @@ def _tls_context(verify: str | bool) -> Any:
                     context.load_verify_locations(cafile=certifi.where())
     except (OSError, ssl.SSLError) as error:
         raise InvalidInput(
-            "tls_ca_bundle", "unreadable", f"cannot load CA certificates from {key}: {error}"
+            "tls_ca_bundle",
+            "unreadable",
+            N_("cannot load CA certificates from {path}: {reason}"),
+            path=key,
+            reason=str(error),
         ) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _CONTEXTS[key] = context  # a race makes two equal contexts: harmless

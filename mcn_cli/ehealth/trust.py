@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
 
 ANCHORS = Path(__file__).with_name("anchors")
@@ -55,38 +56,45 @@ class StsTrust:
             certificate, NameOID.ORGANIZATIONAL_UNIT_NAME
         ):
             raise SignatureInvalid(
-                f"the token is signed by {certificate.subject.rfc4514_string()}, "
-                f"not by the STS (CN={self.signer_name}, OU={EHEALTH_OU})"
+                N_("the token is signed by {subject}, not by the STS (CN={signer}, OU={unit})"),
+                subject=certificate.subject.rfc4514_string(),
+                signer=self.signer_name,
+                unit=EHEALTH_OU,
             )
         try:
             constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
             if constraints.ca:
-                raise SignatureInvalid("the token signer is a CA certificate")
+                raise SignatureInvalid(N_("the token signer is a CA certificate"))
         except x509.ExtensionNotFound:
             pass
         try:
             usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
             if not usage.digital_signature or usage.key_cert_sign:
-                raise SignatureInvalid("the token signer's certificate is not for signing documents")
+                raise SignatureInvalid(N_("the token signer's certificate is not for signing documents"))
         except x509.ExtensionNotFound:
             pass
         current = certificate
         for _ in range(MAX_CHAIN):
             if not current.not_valid_before_utc <= now <= current.not_valid_after_utc:
                 raise SignatureInvalid(
-                    f"certificate {current.subject.rfc4514_string()} is not valid now "
-                    f"({current.not_valid_before_utc:%Y-%m-%d} to {current.not_valid_after_utc:%Y-%m-%d})"
+                    N_("certificate {subject} is not valid now ({start} to {end})"),
+                    subject=current.subject.rfc4514_string(),
+                    start=current.not_valid_before_utc.date(),
+                    end=current.not_valid_after_utc.date(),
                 )
             if current is not certificate and current in self.anchors:
                 return
             issuer = self._issuer_of(current)
             if issuer is None:
                 raise SignatureInvalid(
-                    f"the token signer does not chain to a trusted CA ({current.issuer.rfc4514_string()} "
-                    "is not among the STS trust anchors)"
+                    N_(
+                        "the token signer does not chain to a trusted CA "
+                        "({issuer} is not among the STS trust anchors)"
+                    ),
+                    issuer=current.issuer.rfc4514_string(),
                 )
             current = issuer
-        raise SignatureInvalid("the token signer's chain is too long")
+        raise SignatureInvalid(N_("the token signer's chain is too long"))
 
     def _issuer_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
         for anchor in self.anchors:

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import Signer
@@ -35,11 +36,11 @@ def _time(value: datetime) -> str:
 
 def parse_time(text: str | None) -> datetime:
     if not text:
-        raise SignatureInvalid("a timestamp is missing")
+        raise SignatureInvalid(N_("a timestamp is missing"))
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise SignatureInvalid(f"bad timestamp {text!r}") from None
+        raise SignatureInvalid(N_("bad timestamp {text!r}"), text=text) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -54,13 +55,13 @@ def envelope(body_child: etree._Element) -> etree._Element:
 
 def _parts(root: etree._Element) -> tuple[etree._Element, etree._Element]:
     if root.tag != q(ns.SOAP, "Envelope"):
-        raise SignatureInvalid("not a SOAP 1.1 envelope")
+        raise SignatureInvalid(N_("not a SOAP 1.1 envelope"))
     headers = root.findall(q(ns.SOAP, "Header"))
     bodies = root.findall(q(ns.SOAP, "Body"))
     if len(headers) != 1 or len(bodies) != 1:
-        raise SignatureInvalid("the envelope must have one Header and one Body")
+        raise SignatureInvalid(N_("the envelope must have one Header and one Body"))
     if len(list(root.iter(q(ns.SOAP, "Body")))) != 1:
-        raise SignatureInvalid("a second Body is hidden in the envelope")
+        raise SignatureInvalid(N_("a second Body is hidden in the envelope"))
     return headers[0], bodies[0]
 
 
@@ -134,7 +135,7 @@ def _ids(root: etree._Element) -> None:
             if value is None:
                 continue
             if value in seen:
-                raise SignatureInvalid(f"the id {value!r} appears twice")
+                raise SignatureInvalid(N_("the id {value!r} appears twice"), value=value)
             seen.add(value)
 
 
@@ -151,27 +152,27 @@ def verify_envelope(
     header, body = _parts(root)
     securities = header.findall(q(ns.WSSE, "Security"))
     if len(securities) != 1:
-        raise SignatureInvalid("the header must hold one wsse:Security")
+        raise SignatureInvalid(N_("the header must hold one wsse:Security"))
     security = securities[0]
     _ids(root)
     signatures = security.findall(q(ns.DS, "Signature"))
     timestamps = security.findall(q(ns.WSU, "Timestamp"))
     if len(signatures) != 1 or len(timestamps) != 1:
-        raise SignatureInvalid("wsse:Security must hold one Signature and one Timestamp")
+        raise SignatureInvalid(N_("wsse:Security must hold one Signature and one Timestamp"))
     signature, timestamp = signatures[0], timestamps[0]
     now = now or datetime.now(UTC)
     created = parse_time(timestamp.findtext(q(ns.WSU, "Created")))
     expires = parse_time(timestamp.findtext(q(ns.WSU, "Expires")))
     if created > now + CLOCK_SKEW:
-        raise SignatureInvalid("the message was created in the future")
+        raise SignatureInvalid(N_("the message was created in the future"))
     if expires <= now - CLOCK_SKEW:
-        raise SignatureInvalid("the message's timestamp has expired")
+        raise SignatureInvalid(N_("the message's timestamp has expired"))
     if expires - created > MAX_AGE:  # with the expiry above, nothing older than 10 min passes
-        raise SignatureInvalid("the message's timestamp is too long-lived to prove it is fresh")
+        raise SignatureInvalid(N_("the message's timestamp is too long-lived to prove it is fresh"))
 
     reference = signature.find(f"{q(ns.DS, 'KeyInfo')}/{q(ns.WSSE, 'SecurityTokenReference')}")
     if reference is None:
-        raise SignatureInvalid("the signature names no security token")
+        raise SignatureInvalid(N_("the signature names no security token"))
     assertion: etree._Element | None = None
     token: etree._Element | None = None
     direct = reference.find(q(ns.WSSE, "Reference"))
@@ -180,29 +181,31 @@ def verify_envelope(
         uri = direct.get("URI") or ""
         token = xmldsig.find_by_id(root, WSU_ID, uri.removeprefix("#"))
         if token.getparent() is not security or token.tag != q(ns.WSSE, "BinarySecurityToken"):
-            raise SignatureInvalid("the signing token is not a BinarySecurityToken of this header")
+            raise SignatureInvalid(N_("the signing token is not a BinarySecurityToken of this header"))
         try:
             certificate = xmldsig.certificate(base64.b64decode("".join((token.text or "").split())))
         except (ValueError, SignatureInvalid):
-            raise SignatureInvalid("the BinarySecurityToken is not a readable X.509 certificate") from None
+            raise SignatureInvalid(
+                N_("the BinarySecurityToken is not a readable X.509 certificate")
+            ) from None
     elif identifier is not None and identifier.get("ValueType") == ns.SAML_ID:
         assertion = xmldsig.find_by_id(root, "AssertionID", (identifier.text or "").strip())
         if assertion.getparent() is not security or holder_of_key is None:
-            raise SignatureInvalid("the SAML assertion is not usable here")
+            raise SignatureInvalid(N_("the SAML assertion is not usable here"))
         certificate = holder_of_key(assertion)
     else:
-        raise SignatureInvalid("unsupported security token reference")
+        raise SignatureInvalid(N_("unsupported security token reference"))
 
     def resolve(identifier_value: str) -> etree._Element:
         return xmldsig.find_by_id(root, WSU_ID, identifier_value)
 
     signed = xmldsig.verify(signature, resolve, certificate.public_key(), allow_sha1=allow_sha1)
     if not any(element is body for element in signed):
-        raise SignatureInvalid("the SOAP Body is not signed")
+        raise SignatureInvalid(N_("the SOAP Body is not signed"))
     if not any(element is timestamp for element in signed):
-        raise SignatureInvalid("the Timestamp is not signed")
+        raise SignatureInvalid(N_("the Timestamp is not signed"))
     if token is not None and not any(element is token for element in signed):
-        raise SignatureInvalid("the BinarySecurityToken is not signed")
+        raise SignatureInvalid(N_("the BinarySecurityToken is not signed"))
     return Verified(certificate, body, assertion, created)
 
 
@@ -213,5 +216,5 @@ def to_bytes(root: etree._Element) -> bytes:
 def body_payload(verified: Verified) -> Any:
     children = list(verified.body)
     if len(children) != 1:
-        raise SignatureInvalid("the Body must hold one element")
+        raise SignatureInvalid(N_("the Body must hold one element"))
     return children[0]

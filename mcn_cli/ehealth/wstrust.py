@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from lxml import etree
 
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns, saml, xmldsig
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.saml import Attribute, Claimed
@@ -107,30 +108,30 @@ def read_challenge(body_child: etree._Element) -> Challenge | None:
         return None
     challenge = sign.findtext(q(WST, "Challenge"))
     if not challenge:
-        raise SignatureInvalid("the STS's challenge is empty")
+        raise SignatureInvalid(N_("the STS's challenge is empty"))
     return Challenge(body_child.get("Context", ""), challenge)
 
 
 def read_challenge_answer(body_child: etree._Element) -> Challenge:
     """The STS side: the client's SignChallengeResponse."""
     if body_child.tag != q(WST, "RequestSecurityTokenResponse"):
-        raise SignatureInvalid("the challenge answer is not a RequestSecurityTokenResponse")
+        raise SignatureInvalid(N_("the challenge answer is not a RequestSecurityTokenResponse"))
     response = body_child.find(q(WST, "SignChallengeResponse"))
     challenge = None if response is None else response.findtext(q(WST, "Challenge"))
     if not challenge:
-        raise SignatureInvalid("the challenge answer holds no challenge")
+        raise SignatureInvalid(N_("the challenge answer holds no challenge"))
     return Challenge(body_child.get("Context", ""), challenge)
 
 
 def request_type(request: etree._Element) -> str:
     """The STS side: Issue or Renew (anything else is refused)."""
     if request.tag != q(WST, "RequestSecurityToken"):
-        raise SignatureInvalid("the body is not a wst:RequestSecurityToken")
+        raise SignatureInvalid(N_("the body is not a wst:RequestSecurityToken"))
     if xmldsig.one(request, q(WST, "TokenType"), "TokenType").text != ns.SAML_TOKEN:
-        raise SignatureInvalid("only SAML 1.1 tokens are issued")
+        raise SignatureInvalid(N_("only SAML 1.1 tokens are issued"))
     kind = xmldsig.one(request, q(WST, "RequestType"), "RequestType").text
     if kind not in (ISSUE, RENEW):
-        raise SignatureInvalid("only Issue and Renew requests are served")
+        raise SignatureInvalid(N_("only Issue and Renew requests are served"))
     return kind
 
 
@@ -145,9 +146,9 @@ def renew_target(request: etree._Element) -> etree._Element:
 def read_request(request: etree._Element) -> Claimed:
     """The STS side: read an RST for a SAML 1.1 holder-of-key token (direct children only)."""
     if request_type(request) != ISSUE:
-        raise SignatureInvalid("not an Issue request")
+        raise SignatureInvalid(N_("not an Issue request"))
     if xmldsig.one(request, q(WST, "KeyType"), "KeyType").text != PUBLIC_KEY:
-        raise SignatureInvalid("only holder-of-key (PublicKey) tokens are issued")
+        raise SignatureInvalid(N_("only holder-of-key (PublicKey) tokens are issued"))
     reference = xmldsig.one(
         xmldsig.one(request, q(WST, "UseKey"), "UseKey"),
         q(ns.WSSE, "SecurityTokenReference"),
@@ -194,11 +195,11 @@ def requested_token(body_child: etree._Element) -> etree._Element:
         else [body_child]
     )
     if len(responses) != 1 or responses[0].tag != q(WST, "RequestSecurityTokenResponse"):
-        raise SignatureInvalid("the STS answered without a RequestSecurityTokenResponse")
+        raise SignatureInvalid(N_("the STS answered without a RequestSecurityTokenResponse"))
     requested = responses[0].findall(q(WST, "RequestedSecurityToken"))
     if len(requested) != 1:
-        raise SignatureInvalid("the STS's answer holds no RequestedSecurityToken")
+        raise SignatureInvalid(N_("the STS's answer holds no RequestedSecurityToken"))
     assertions = requested[0].findall(q(ns.SAML, "Assertion"))
     if len(assertions) != 1:
-        raise SignatureInvalid("the STS's answer holds no SAML 1.1 assertion")
+        raise SignatureInvalid(N_("the STS's answer holds no SAML 1.1 assertion"))
     return assertions[0]

@@ -20,12 +20,31 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
+from mcn_cli.domain.messages import N_, Message, english
 from mcn_cli.ehealth import ns
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import Signer
 
 
-class SignatureInvalid(Exception):
+class Refusal(Exception):
+    """A check that did not hold: English source text (``N_``) with named parameters, as
+    ``McnError`` carries it, so that whoever reports it can quote it translated
+    (``as_message()``) and ``str()`` stays the English text (the sandbox sends it as is)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        self.msgid = message
+        self.params = params
+        self.message = english(message, params)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_message(self) -> Message:
+        return Message(self.msgid, self.params)
+
+
+class SignatureInvalid(Refusal):
     """A signature, a digest, a timestamp or the message's structure does not hold."""
 
 
@@ -38,7 +57,7 @@ def parse(data: bytes) -> etree._Element:
     try:
         return etree.fromstring(data, parser())
     except etree.XMLSyntaxError as error:
-        raise SignatureInvalid(f"not well-formed XML: {error}") from None
+        raise SignatureInvalid(N_("not well-formed XML: {reason}"), reason=str(error)) from None
 
 
 def c14n(element: etree._Element, prefixes: Sequence[str] | None = None) -> bytes:
@@ -51,7 +70,9 @@ def c14n(element: etree._Element, prefixes: Sequence[str] | None = None) -> byte
             inclusive_ns_prefixes=list(prefixes) if prefixes else None,
         )
     except etree.C14NError as error:  # e.g. a relative namespace URI, which C14N cannot write
-        raise SignatureInvalid(f"the signed XML cannot be canonicalised: {error}") from None
+        raise SignatureInvalid(
+            N_("the signed XML cannot be canonicalised: {reason}"), reason=str(error)
+        ) from None
 
 
 def certificate(der: bytes) -> Any:
@@ -66,7 +87,7 @@ def certificate(der: bytes) -> Any:
         loaded.subject.rfc4514_string()
         loaded.issuer.rfc4514_string()
     except (ValueError, KeyError, TypeError, UnsupportedAlgorithm):
-        raise SignatureInvalid("a certificate in the message is unreadable") from None
+        raise SignatureInvalid(N_("a certificate in the message is unreadable")) from None
     return loaded
 
 
@@ -115,7 +136,11 @@ def one(parent: etree._Element, tag: str, what: str | None = None) -> etree._Ele
     """The one child ``tag`` of ``parent``; none or several is refused (SignatureInvalid)."""
     found = parent.findall(tag)
     if len(found) != 1:
-        raise SignatureInvalid(f"expected one {what or etree.QName(tag).localname}, found {len(found)}")
+        raise SignatureInvalid(
+            N_("expected one {element}, found {count}"),
+            element=what or etree.QName(tag).localname,
+            count=len(found),
+        )
     return found[0]
 
 
@@ -128,7 +153,7 @@ def _transforms(reference: etree._Element) -> tuple[bool, list[str] | None]:
     if algorithms == [ns.ENVELOPED, ns.EXC_C14N]:
         enveloped = True
     elif algorithms != [ns.EXC_C14N]:
-        raise SignatureInvalid(f"unsupported transforms {algorithms}")
+        raise SignatureInvalid(N_("unsupported transforms {algorithms}"), algorithms=str(algorithms))
     inclusive = steps[-1].find(q(ns.EXC_C14N_NS, "InclusiveNamespaces"))
     if inclusive is not None:
         prefixes = (inclusive.get("PrefixList") or "").split()
@@ -142,7 +167,7 @@ def _without_signature(element: etree._Element, signature: etree._Element) -> et
     while node is not element:
         parent = node.getparent()
         if parent is None:
-            raise SignatureInvalid("an enveloped signature must lie inside the signed element")
+            raise SignatureInvalid(N_("an enveloped signature must lie inside the signed element"))
         steps.append(parent.index(node))
         node = parent
     clone = copy.deepcopy(element)
@@ -161,7 +186,7 @@ def verify_value(
     try:
         if isinstance(public_key, rsa.RSAPublicKey) and algorithm in (ns.RSA_SHA256, ns.RSA_SHA1):
             if algorithm == ns.RSA_SHA1 and not allow_sha1:
-                raise SignatureInvalid("RSA-SHA1 signatures are not accepted")
+                raise SignatureInvalid(N_("RSA-SHA1 signatures are not accepted"))
             digest = hashes.SHA256() if algorithm == ns.RSA_SHA256 else hashes.SHA1()
             public_key.verify(value, data, padding.PKCS1v15(), digest)
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and algorithm == ns.ECDSA_SHA256:
@@ -171,10 +196,12 @@ def verify_value(
             )
             public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
         else:
-            raise SignatureInvalid(f"signature method {algorithm} does not fit the key")
+            raise SignatureInvalid(
+                N_("signature method {algorithm} does not fit the key"), algorithm=algorithm
+            )
     except InvalidSignature:
         raise SignatureInvalid(
-            "the signature value does not match: wrong key, or the signed data changed"
+            N_("the signature value does not match: wrong key, or the signed data changed")
         ) from None
 
 
@@ -187,39 +214,41 @@ def verify(
 ) -> list[etree._Element]:
     """Check every reference's digest and the signature value; returns the signed elements."""
     if any(not isinstance(node.tag, str) for node in signature.iter()):
-        raise SignatureInvalid("the signature holds a comment, processing instruction or entity")
+        raise SignatureInvalid(N_("the signature holds a comment, processing instruction or entity"))
     info = one(signature, q(ns.DS, "SignedInfo"))
     method = one(info, q(ns.DS, "CanonicalizationMethod")).get("Algorithm")
     if method != ns.EXC_C14N:
-        raise SignatureInvalid(f"canonicalization {method} is not exclusive C14N")
+        raise SignatureInvalid(N_("canonicalization {method} is not exclusive C14N"), method=method)
     algorithm = one(info, q(ns.DS, "SignatureMethod")).get("Algorithm") or ""
     signed: list[etree._Element] = []
     references = info.findall(q(ns.DS, "Reference"))
     if not references:
-        raise SignatureInvalid("the signature references nothing")
+        raise SignatureInvalid(N_("the signature references nothing"))
     for reference in references:
         uri = reference.get("URI") or ""
         if not uri.startswith("#") or len(uri) < 2:
-            raise SignatureInvalid(f"reference {uri!r} is not a same-document reference")
+            raise SignatureInvalid(N_("reference {uri!r} is not a same-document reference"), uri=uri)
         element = resolve(uri[1:])
         if any(not isinstance(node.tag, str) for node in element.iter()):
             # exclusive C14N without comments does not sign them, yet they cut the text around them
-            raise SignatureInvalid(f"{uri} holds a comment, processing instruction or entity")
+            raise SignatureInvalid(N_("{uri} holds a comment, processing instruction or entity"), uri=uri)
         enveloped, prefixes = _transforms(reference)
         digest_method = one(reference, q(ns.DS, "DigestMethod")).get("Algorithm")
         if digest_method not in _DIGESTS or (digest_method == ns.SHA1 and not allow_sha1):
-            raise SignatureInvalid(f"digest method {digest_method} is not accepted")
+            raise SignatureInvalid(N_("digest method {method} is not accepted"), method=digest_method)
         target = _without_signature(element, signature) if enveloped else element
         digest = base64.b64encode(_DIGESTS[digest_method](c14n(target, prefixes)).digest()).decode()
         expected = (one(reference, q(ns.DS, "DigestValue")).text or "").strip()
         if digest != expected:
-            raise SignatureInvalid(f"the digest of {uri} does not match: the signed element changed")
+            raise SignatureInvalid(
+                N_("the digest of {uri} does not match: the signed element changed"), uri=uri
+            )
         signed.append(element)
     value_text = one(signature, q(ns.DS, "SignatureValue")).text or ""
     try:
         value = base64.b64decode("".join(value_text.split()), validate=True)
     except ValueError:
-        raise SignatureInvalid("the signature value is not base64") from None
+        raise SignatureInvalid(N_("the signature value is not base64")) from None
     verify_value(public_key, algorithm, value, c14n(info), allow_sha1)
     return signed
 
@@ -228,7 +257,7 @@ def find_by_id(root: etree._Element, attribute: str, value: str) -> etree._Eleme
     """The one element whose ``attribute`` is ``value``; none or several is an attack or an error."""
     found = [e for e in root.iter() if isinstance(e.tag, str) and e.get(attribute) == value]
     if len(found) != 1:
-        raise SignatureInvalid(f"{len(found)} elements carry the id {value!r}")
+        raise SignatureInvalid(N_("{count} elements carry the id {value!r}"), count=len(found), value=value)
     return found[0]
 
 
