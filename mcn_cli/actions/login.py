@@ -335,7 +335,7 @@ def _as_pharmacist(
     warn: Warn = lambda message: None,
 ) -> Session:
     """Identify the pharmacist (eID or fallback keystore), then open or renew the session."""
-    identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials)
+    identification, user_niss = _identify(settings, sandbox_files, fallback, user, credentials, warn)
     try:
         now = datetime.now(UTC)
         _check_validity(identification.certificate, "identification", now)
@@ -388,6 +388,7 @@ def _identify(
     fallback: Path | None,
     user: str | None,
     credentials: Credentials,
+    warn: Warn = lambda message: None,
 ) -> tuple[Signer, str]:
     """The identification key (a personal fallback keystore, or the eID: the caller closes it)
     and whose NISS it carries."""
@@ -414,7 +415,7 @@ def _identify(
         prompt=Message(N_("eID PIN: ")),
         fd_option="--pin-fd",
     )
-    eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None)
+    eid = open_eid(module, pin, user_niss=parse_niss(user, "user").value if user else None, warn=warn)
     found = card_niss(eid.certificate)
     if found is None:
         eid.close()

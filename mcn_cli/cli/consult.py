@@ -16,7 +16,7 @@ from mcn_cli.cli.patient import MemberOption, MutualityOption, NissOption, Sessi
 from mcn_cli.cli.records import consultation_json, regime_word, sex_word
 from mcn_cli.cli.spinner import waiting
 from mcn_cli.domain.dates import parse_date
-from mcn_cli.domain.errors import McnError, NoCommitment, ServiceUnavailable
+from mcn_cli.domain.errors import NoCommitment
 from mcn_cli.domain.identifiers import insurer_name
 from mcn_cli.domain.messages import N_, Message
 
@@ -68,16 +68,6 @@ MULTIPLE_HINT = N_(
     "ask the patient which insurer is theirs and consult again with their mutuality and membership "
     "number: mcn consult --mutuality CODE --member-number NUMBER --date {date_arg}"
 )
-REUSE_OK = N_(
-    "network down: the cached commitment of {consulted} covers {date} (mcn reuse {who} --date {date_arg})"
-)
-REUSE_NO = N_(
-    "network down and no cached commitment may be reused ({reason}): "
-    "mcn fallback --no-network {who} --date {date_arg}"
-)
-REUSE_UNKNOWN = N_("mcn fallback --no-network {who} --date {date_arg} ({problem})")
-
-
 def _who(niss: str | None, mutuality: str | None, member: str | None) -> str:
     return f"--niss {niss}" if niss else f"--mutuality {mutuality} --member-number {member}"
 
@@ -93,28 +83,6 @@ def insurers(codes: Sequence[str]) -> Message:
     # one placeholder per name: each name is a message of its own (translated when shown)
     template = ", ".join(f"{{insurer{index}}}" for index in range(len(names)))
     return Message(template, {f"insurer{index}": name for index, name in enumerate(names)})
-
-
-def _with_fallback_hint(error: ServiceUnavailable, patient: Any, on: date, who: str) -> None:
-    """Tell, as the error's hint, whether a cached commitment may be reused (the hint keeps the
-    English text in JSON and is translated when shown)."""
-    from mcn_cli.actions.reuse import find_reusable
-
-    extra: dict[str, object] = {"who": who, "date": on, "date_arg": on.isoformat()}
-    try:
-        found = find_reusable(patient, on, audit=False)  # a hint, not a reuse
-    except Exception as problem:  # the hint must never hide the real error
-        detail = problem.as_message() if isinstance(problem, McnError) else str(problem)
-        error.params = {**error.params, **extra, "problem": detail}
-        error.hint = REUSE_UNKNOWN
-        return
-    if found.verdict.allowed and found.record is not None:
-        extra["consulted"] = found.record.consultation.consulted_at.astimezone().date()
-        error.params = {**error.params, **extra}
-        error.hint = REUSE_OK
-    else:
-        error.params = {**error.params, **extra, "reason": Message(found.verdict.reason)}
-        error.hint = REUSE_NO
 
 
 def _notice(message: object) -> str:
@@ -141,22 +109,17 @@ def consult(
 
     patient = patient_from(niss, mutuality, member_number)
     on = parse_date(dispensed, "date") if dispensed else date.today()
-    who = _who(niss, mutuality, member_number)
     if trace is not None:
         sys.stderr.write(Text.notice.format(message=Text.trace_warning) + "\n")
-    try:
-        with waiting(Text.waiting, enabled=not json) as spinner:
-            result = run_consult(
-                patient,
-                on,
-                session_name=session,
-                user_reference=reference,
-                trace=trace,
-                notify=lambda message: spinner.say(_notice(message)),
-            )
-    except ServiceUnavailable as error:
-        _with_fallback_hint(error, patient, on, who)
-        raise
+    with waiting(Text.waiting, enabled=not json) as spinner:  # a fault's hint comes with it
+        result = run_consult(
+            patient,
+            on,
+            session_name=session,
+            user_reference=reference,
+            trace=trace,
+            notify=lambda message: spinner.say(_notice(message)),
+        )
     consultation = result.consultation
     if json:
         emit_json(
