@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
-from mcn_cli.domain.messages import N_, Message
+from mcn_cli.domain.messages import N_, Message, for_people
 from mcn_cli.domain.pin import PIN_LENGTH, check_pin
 
 FD_LIMIT = 4096  # bytes: more than any PIN or password; /dev/zero stops here
@@ -73,11 +73,7 @@ def _msgid(what: Phrase) -> str:
 def _shown(text: Phrase) -> str:
     """A prompt as the user reads it. The hidden prompt is the one place where actions/ talk to
     the terminal themselves: a message is rendered there in the user's language."""
-    if isinstance(text, Message):
-        from mcn_cli.cli.i18n import render
-
-        return render(text)
-    return text
+    return for_people(text)
 
 
 def _say(text: Phrase) -> None:

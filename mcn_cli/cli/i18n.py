@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from mcn_cli.domain.errors import InvalidInput
-from mcn_cli.domain.messages import Message
+from mcn_cli.domain.messages import Message, install_renderer
 
 LANGUAGES = ("fr", "nl", "en")
 DOMAIN = "mcn"
@@ -116,6 +116,7 @@ def use(code: str) -> None:
     os.environ["LANGUAGE"] = code  # read by gettext.gettext, which Click's messages use
     gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(DOMAIN)
+    install_renderer(render)  # prompts asked below cli/ (PINs, passwords) in the same language
     if changed:
         _forget_commands()
 

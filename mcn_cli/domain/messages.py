@@ -8,7 +8,7 @@ or English and ``--json`` keeps the English one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -37,3 +37,17 @@ def english(msgid: str, params: Mapping[str, object]) -> str:
                                for name, value in params.items()})
     except (KeyError, IndexError, ValueError):  # a placeholder without its value: say it as is
         return msgid
+
+
+class _Terminal:
+    render: Callable[[Message], str] = str  # English until cli/ installs the user's language
+
+
+def for_people(text: Message | str) -> str:
+    """A message as the person at the terminal reads it (a prompt asked below cli/): in the
+    language cli/ installed with :func:`install_renderer`, English before; text as is."""
+    return _Terminal.render(text) if isinstance(text, Message) else text
+
+
+def install_renderer(render: Callable[[Message], str]) -> None:
+    _Terminal.render = render
