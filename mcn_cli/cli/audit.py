@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
 
-from mcn_cli.cli.i18n import _, day, ngettext, render
+from mcn_cli.cli.i18n import _, moment, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.dates import parse_month
 from mcn_cli.domain.errors import DataIntegrity
@@ -32,7 +32,7 @@ class Text:
     ot = _("OT consultations")
     reuses = _("commitment reuses")
     list_title = _("Never invoiced:")
-    headers = (_("ENTRY"), _("WHEN (UTC)"), _("DISPENSED"), _("PATIENT"), _("RECORD"), _("OUTCOME"))
+    headers = (_("ENTRY"), _("WHEN"), _("DISPENSED"), _("PATIENT"), _("RECORD"), _("OUTCOME"))
 
 
 BROKEN = N_("audit trail broken from entry {first} (problems found: {count})")
@@ -44,13 +44,13 @@ def _intact(entries: int, head: str) -> str:
     return text.format(entries=entries, head=head)
 
 
-def _utc(at: str) -> str:
-    """An entry's ISO time (UTC) as ``28/11/2026 14:05`` in French and Dutch."""
+def _local(at: str) -> str:
+    """An entry's time (kept in UTC) in local time, as ``28/11/2026 14:05`` in French and Dutch."""
     try:
-        moment = datetime.fromisoformat(at)
+        when = datetime.fromisoformat(at)
     except ValueError:
         return at[:16].replace("T", " ")
-    return f"{day(moment.date())} {moment:%H:%M}"
+    return moment(when if when.tzinfo else when.replace(tzinfo=UTC))
 
 
 def _date(text: str | None) -> object:
@@ -167,7 +167,7 @@ def report(
         emit_table(
             Text.headers,
             [
-                (e.seq, _utc(e.at), _date(e.dispensed), (e.patient or "")[:12], e.record, e.outcome)
+                (e.seq, _local(e.at), _date(e.dispensed), (e.patient or "")[:12], e.record, e.outcome)
                 for e in result.never_invoiced
             ],
         )
