@@ -48,20 +48,20 @@ class Formatter(formatting.HelpFormatter):
     """Click's help formatter, speaking the user's language."""
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
-        super().write_usage(prog, _metavars(args), _("Usage: ") if prefix is None else prefix)
+        super().write_usage(prog, metavars(args), _("Usage: ") if prefix is None else prefix)
 
     def write_heading(self, heading: str) -> None:
         super().write_heading(_(heading))
 
     def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
-        super().write_dl([(_metavars(term), _help(text)) for term, text in rows], col_max, col_spacing)
+        super().write_dl([(metavars(term), option_help(text)) for term, text in rows], col_max, col_spacing)
 
 
-def _metavars(text: str) -> str:
+def metavars(text: str) -> str:
     return _METAVAR.sub(lambda found: _(METAVARS[found.group(0)]), text)
 
 
-def _help(text: str) -> str:
+def option_help(text: str) -> str:
     return _(HELP_OPTION) if text == HELP_OPTION else text
 
 

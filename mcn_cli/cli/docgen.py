@@ -18,7 +18,7 @@ from typer._click.shell_completion import get_completion_class
 from typer.core import TyperGroup
 
 from mcn_cli import __version__
-from mcn_cli.cli import i18n
+from mcn_cli.cli import clickwords, i18n
 from mcn_cli.cli.i18n import _
 from mcn_cli.cli.main import app, root_command
 from mcn_cli.domain.messages import N_
@@ -75,13 +75,14 @@ def _options(command: click_core.Command, ctx: click_core.Context) -> list[str]:
         if record is None:
             continue
         names, help_text = record
+        names, help_text = clickwords.metavars(names), clickwords.option_help(help_text)
         out += [".TP", f"\\fB{_roff(names)}\\fR", _roff(" ".join(help_text.split())) or "."]
     return out
 
 
 def _command_sections(command: click_core.Command, ctx: click_core.Context, level: str = ".SH") -> list[str]:
     out = [level + " " + _("SYNOPSIS") if level == ".SH" else f"{level} {ctx.command_path}"]
-    pieces = " ".join(command.collect_usage_pieces(ctx))
+    pieces = clickwords.metavars(" ".join(command.collect_usage_pieces(ctx)))
     out += [f"\\fB{_roff(ctx.command_path)}\\fR {_roff(pieces)}"]
     if level == ".SH":
         out.append(".SH " + _("DESCRIPTION"))
