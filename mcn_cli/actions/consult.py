@@ -173,7 +173,7 @@ def ask(
 
 def session_cache(session_name: str) -> CommitmentCache:
     """The unlocked cache, where sessions live; none yet means no session (and nothing is created)."""
-    cache = cache_if_initialised()
+    cache = cache_if_initialised(offline_ok=True)
     if cache is None:
         option = "" if session_name == sessions.DEFAULT else f" --session {session_name}"
         raise AuthenticationNeeded("no valid eHealth session: log in first", hint=f"mcn login{option}")

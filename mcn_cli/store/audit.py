@@ -9,13 +9,13 @@ edited, deleted or reordered entry breaks the chain from that point on.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mcn_cli.domain.errors import DataIntegrity
+from mcn_cli.store.db import Connection
 from mcn_cli.store.vault import Vault
 
 GENESIS = "0" * 64
@@ -65,14 +65,14 @@ def _chain_mac(vault: Vault, previous: str, entry_json: str) -> str:
     return vault.mac(f"{previous}\n{entry_json}".encode())
 
 
-def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str, *, seal: bool = True) -> str:
+def actor_key(vault: Vault, connection: Connection, user_niss: str, *, seal: bool = True) -> str:
     """The user's pseudonym; the NISS itself is kept sealed so a report can name the pharmacist
     (not when ``seal`` is false: the vault's data key was discarded by a rekey meanwhile)."""
     key = vault.pseudonym("user", user_niss)
     if not seal:
         return key
     connection.execute(
-        "INSERT OR IGNORE INTO actors (key, sealed) VALUES (?, ?)",
+        "INSERT INTO actors (key, sealed) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
         (key, vault.seal(user_niss.encode(), f"actor|{key}".encode())),
     )
     return key
@@ -80,7 +80,7 @@ def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str, *, s
 
 def append(
     vault: Vault,
-    connection: sqlite3.Connection,
+    connection: Connection,
     event: str,
     outcome: str,
     *,
@@ -95,8 +95,8 @@ def append(
 ) -> AuditEntry:
     """Append one entry; call inside the caller's write transaction. The chain's MAC uses the
     pseudonym key only, which a rekey keeps; ``seal_actor`` false keeps the data key unused."""
-    last = connection.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, previous = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    seq, previous = _last(connection)
+    seq += 1
     actor = actor or Actor()
     entry = AuditEntry(
         seq=seq,
@@ -111,11 +111,30 @@ def append(
         record=record,
         extra=extra,
     )
+    _insert(vault, connection, entry, previous)
+    return entry
+
+
+def _insert(vault: Vault, connection: Connection, entry: AuditEntry, previous: str) -> None:
     text = entry.to_json()
     connection.execute(
-        "INSERT INTO audit (seq, entry, mac) VALUES (?, ?, ?)", (seq, text, _chain_mac(vault, previous, text))
+        "INSERT INTO audit (seq, entry, mac) VALUES (?, ?, ?)",
+        (entry.seq, text, _chain_mac(vault, previous, text)),
     )
-    return entry
+
+
+def _last(connection: Connection) -> tuple[int, str]:
+    last = connection.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, GENESIS) if last is None else (int(last[0]), last[1])
+
+
+def reappend(vault: Vault, connection: Connection, entry: AuditEntry) -> AuditEntry:
+    """Append an entry made elsewhere (the spool, another store) at the end of this chain, under
+    a new number; call inside the caller's write transaction."""
+    seq, previous = _last(connection)
+    moved = replace(entry, seq=seq + 1)
+    _insert(vault, connection, moved, previous)
+    return moved
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,7 @@ MIN_RETENTION_MONTHS = 24
 MIN_GRACE_DAYS = 31
 
 
-def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = None) -> Verification:
+def verify(vault: Vault, connection: Connection, today: date | None = None) -> Verification:
     """Walk the chain; report every entry where it breaks (edited, deleted, reordered, unreadable),
     then set the cache's records against it: a record row deleted outside billing and purge, or
     one that no consultation entry accounts for, is reported too."""
@@ -186,7 +205,7 @@ def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = No
 
 
 def _record_breaks(
-    connection: sqlite3.Connection,
+    connection: Connection,
     consulted: dict[str, AuditEntry],
     invoiced: set[str],
     settled: set[str],
@@ -212,7 +231,7 @@ def _record_breaks(
     return breaks
 
 
-def entries(connection: sqlite3.Connection, month: str | None = None) -> Iterator[AuditEntry]:
+def entries(connection: Connection, month: str | None = None) -> Iterator[AuditEntry]:
     for seq, text in connection.execute("SELECT seq, entry FROM audit ORDER BY seq"):
         entry = _parse(text)
         if entry is None:
@@ -221,14 +240,14 @@ def entries(connection: sqlite3.Connection, month: str | None = None) -> Iterato
             yield entry
 
 
-def actor_niss(vault: Vault, connection: sqlite3.Connection, key: str) -> str | None:
+def actor_niss(vault: Vault, connection: Connection, key: str) -> str | None:
     row = connection.execute("SELECT sealed FROM actors WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
     return vault.open(bytes(row[0]), f"actor|{key}".encode(), "pharmacist record").decode()
 
 
-def recent(connection: sqlite3.Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
+def recent(connection: Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
     """Entries of ``event`` at or after ``since``, newest first (reads back only as far as needed).
 
     An unreadable entry is skipped here (``mcn audit verify`` names it): it must not stop every

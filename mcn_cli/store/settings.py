@@ -97,6 +97,14 @@ class Settings:
     # Extra trusted root certificates (PEM) for mcn cert install: eHealth's roots for acc/prod.
     # Range: empty or a path.
     ca_certificates: str = ""
+    # The shared store: a PostgreSQL (14+) address every counter of the pharmacy uses
+    # (postgresql://USER@HOST:PORT/DB?sslmode=verify-full; the password from PGPASSWORD or
+    # ~/.pgpass rather than here). Empty: this workstation's SQLite file, the default.
+    # MCN_STORE_URL overrides it. Range: empty or a postgresql:// address (at most 2048 characters).
+    store_url: str = ""
+    # This workstation's name in the shared store (sessions, spool). Default: the host name.
+    # MCN_WORKSTATION overrides it. Range: empty or 1..64 letters, digits, '.', '_' or '-'.
+    workstation: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,8 @@ RANGES: dict[str, Between | OneOf | Form] = {
     "ot_max_failures": Between(1, 10000, "failures"),
     "keystore_dir": PATH,
     "ca_certificates": PATH,
+    "store_url": Form("a postgresql:// address", 2048, r"postgres(?:ql)?://\S*", secret=True),
+    "workstation": Form("a name (letters, digits, '.', '_', '-')", 64, r"[A-Za-z0-9._-]+"),
 }
 BURST_RATE = 10  # at most this many different patients a minute, on average over the window
 
@@ -234,6 +244,13 @@ def _out_of_range(path: Path | None, name: str, rule: Between | OneOf | Form, va
     where = f"{path}: " if path is not None else ""
     shown = "" if isinstance(rule, Form) and rule.secret else f", got {value!r}"
     return InvalidInput(name, "range", f"{where}{name} must be {rule.describe()}{shown}")
+
+
+def check_store_url(url: str) -> None:
+    """MCN_STORE_URL obeys the setting's range (exit 2 otherwise; the value is never repeated)."""
+    rule = RANGES["store_url"]
+    if not rule.allows(url):
+        raise _out_of_range(None, "store_url", rule, url)
 
 
 def check_ranges(settings: Settings, path: Path | None = None) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput
 from mcn_cli.store import paths
-from mcn_cli.store.db import Database
+from mcn_cli.store.db import Store
 from mcn_cli.store.secure_files import write_private
 
 KEY_BYTES = 32
@@ -195,7 +195,7 @@ def _unwrap(kek: bytes, blob: bytes) -> Vault:
     return Vault(keys[:KEY_BYTES], keys[KEY_BYTES:], blob)
 
 
-def _meta(db: Database, name: str) -> bytes | None:
+def _meta(db: Store, name: str) -> bytes | None:
     row = db.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else bytes(row[0])
 
@@ -204,25 +204,37 @@ def _new_protection(use_passphrase: bool) -> Protection:
     return Protection("passphrase", secrets.token_bytes(16)) if use_passphrase else Protection("file")
 
 
-def _store_wrapped(db: Database, protection: Protection, kek: bytes, vault: Vault) -> bytes:
+def _store_wrapped(db: Store, protection: Protection, kek: bytes, vault: Vault) -> bytes:
     blob = _wrap(kek, vault)
-    db.connection.execute(
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('protection', ?), ('wrapped_keys', ?)",
-        (protection.to_json().encode(), blob),
-    )
+    put_keys(db, protection.to_json().encode(), blob)
     return blob
 
 
-def is_initialised(db: Database) -> bool:
+def put_keys(db: Store, protection: bytes, blob: bytes) -> None:
+    """Record the protection and the wrapped keys (inside the caller's write transaction)."""
+    db.connection.execute(
+        "INSERT INTO meta (name, value) VALUES ('protection', ?), ('wrapped_keys', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (protection, blob),
+    )
+
+
+def stored_keys(db: Store) -> tuple[bytes, bytes] | None:
+    """The protection and the wrapped keys as the database holds them (None: no vault yet)."""
+    protection, blob = _meta(db, "protection"), _meta(db, "wrapped_keys")
+    return None if protection is None or blob is None else (protection, blob)
+
+
+def is_initialised(db: Store) -> bool:
     return _meta(db, "wrapped_keys") is not None
 
 
-def protection_of(db: Database) -> Protection | None:
+def protection_of(db: Store) -> Protection | None:
     raw = _meta(db, "protection")
     return None if raw is None else Protection.from_json(raw.decode())
 
 
-def initialise(db: Database, *, use_passphrase: bool, passphrase: Passphrase = env_passphrase) -> Vault:
+def initialise(db: Store, *, use_passphrase: bool, passphrase: Passphrase = env_passphrase) -> Vault:
     """Create the vault: a new data key and pseudonym key, protected as asked."""
     protection = _new_protection(use_passphrase)
     if protection.kind == "file":
@@ -247,7 +259,7 @@ def initialise(db: Database, *, use_passphrase: bool, passphrase: Passphrase = e
     return Vault(vault.data_key, vault.pseudonym_key, blob)
 
 
-def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: bool = True) -> Vault:
+def unlock(db: Store, *, passphrase: Passphrase = env_passphrase, create: bool = True) -> Vault:
     """Open the vault; on first use (nothing stored yet) create one with a key file."""
     blob = _meta(db, "wrapped_keys")
     if blob is None:
@@ -262,7 +274,7 @@ def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: boo
     assert protection is not None
     pending = key_file().with_name(key_file().name + ".new")
     try:
-        return _unwrap(_kek(protection, passphrase, creating=False), blob)
+        vault = _unwrap(_kek(protection, passphrase, creating=False), blob)
     except DataIntegrity:
         if protection.kind == "file" and pending.exists():  # a rekey stopped before its last step
             vault = _unwrap(read_key_file(pending), blob)
@@ -270,15 +282,20 @@ def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: boo
                 os.replace(pending, key_file())
             except FileNotFoundError:  # the rekeying process moved it meanwhile
                 pass
-            return vault
-        raise
+        else:
+            raise
+    if db.kind == "postgresql":  # this workstation keeps a copy, to work while the server is down
+        from mcn_cli.store import spool
+
+        spool.mirror(db, vault)
+    return vault
 
 
 class KeyChanged(DataIntegrity):
     """The cache was rekeyed since this vault was unlocked, and the new key cannot be opened here."""
 
 
-def current(db: Database, vault: Vault, *, passphrase: Passphrase = env_passphrase) -> Vault:
+def current(db: Store, vault: Vault, *, passphrase: Passphrase = env_passphrase) -> Vault:
     """The vault to seal with now; call inside a write transaction (which excludes a rekey).
 
     A rekey that committed since ``vault`` was unlocked discarded its data key: whatever this
@@ -304,7 +321,7 @@ def current(db: Database, vault: Vault, *, passphrase: Passphrase = env_passphra
 
 
 def rekey(
-    db: Database,
+    db: Store,
     reencrypt: Callable[[Vault, Vault], None],
     *,
     use_passphrase: bool,
