@@ -52,7 +52,7 @@ CREATE TABLE records (
     pharmacy TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'invoiced', 'settled')),
     invoiced_at TEXT,
-    binding INTEGER NOT NULL DEFAULT 2,
+    binding INTEGER NOT NULL DEFAULT 1,  -- as in SQLite: what a row written without it means
     payload BYTEA NOT NULL
 );
 CREATE INDEX records_niss ON records (niss_key, consulted_at);
