@@ -59,7 +59,8 @@ def test_deleted_entry_is_detected(mcn, trail):
 
 def test_reordered_entries_are_detected(mcn, trail):
     path, _ = trail
-    rows = {seq: (entry, mac) for seq, entry, mac in path("SELECT seq, entry, mac FROM audit WHERE seq IN (2, 3)")}
+    selected = path("SELECT seq, entry, mac FROM audit WHERE seq IN (2, 3)")
+    rows = {seq: (entry, mac) for seq, entry, mac in selected}
     for seq, other in ((2, 3), (3, 2)):
         entry, mac = rows[other]
         path("UPDATE audit SET entry = ?, mac = ? WHERE seq = ?", entry, mac, seq)

@@ -10,14 +10,17 @@ server by the first command that reaches it again (see ``store.spool``).
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcn_cli.domain.errors import ServiceUnavailable
 from mcn_cli.domain.messages import N_, Message
-from mcn_cli.store.db import Database, Store, database_file
-from mcn_cli.store.vault import Vault
+
+if TYPE_CHECKING:  # imported when a store is opened: the command line starts without them
+    from mcn_cli.store.db import Store
+    from mcn_cli.store.vault import Vault
 
 URL_ENV = "MCN_STORE_URL"
 WORKSTATION_ENV = "MCN_WORKSTATION"
@@ -39,6 +42,12 @@ def _settings_values() -> tuple[str, str]:
     return settings.store_url, settings.workstation
 
 
+def database_file() -> Path:
+    from mcn_cli.store.db import database_file as local_file
+
+    return local_file()
+
+
 def choice() -> Choice:
     url = os.environ.get(URL_ENV, "")
     workstation = os.environ.get(WORKSTATION_ENV, "")
@@ -50,7 +59,11 @@ def choice() -> Choice:
         from mcn_cli.store.settings import check_store_url
 
         check_store_url(url)
-    return Choice(url, workstation or socket.gethostname() or "workstation")
+    if not workstation:
+        import socket
+
+        workstation = socket.gethostname().split(".")[0] or "workstation"
+    return Choice(url, workstation)
 
 
 def is_shared() -> bool:
@@ -61,6 +74,8 @@ def open_store(*, offline_ok: bool = False) -> Store:
     """The store chosen by the settings. With ``offline_ok`` (a consultation, a reuse) an
     unreachable PostgreSQL falls back to this workstation's spool, with a warning; otherwise it
     is ``ServiceUnavailable`` (exit 5)."""
+    from mcn_cli.store.db import Database
+
     chosen = choice()
     if not chosen.url:
         return Database(database_file())

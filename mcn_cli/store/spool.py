@@ -71,6 +71,13 @@ def mirror(shared: Store, vault: Vault) -> None:
         sessions.resync(local, old, vault)
 
 
+def settle_history(local: Database) -> None:
+    """This workstation's trail so far was copied into the shared store (``mcn store copy``):
+    the spool starts after it."""
+    with local.write() as c:
+        _set_after(c, _head(c))
+
+
 def _no_passphrase() -> str:
     import os
 
