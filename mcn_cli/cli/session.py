@@ -55,7 +55,7 @@ class Text:
     where: ClassVar[dict[str, str]] = {"pharmacy": "pharmacy", "ot": "tarification office"}
     logged_out = "closed {count} session(s)"
     none_open = "no open session (mcn login opens one)"
-    headers = ("SESSION", "USER", "NIHII", "ENV", "ISSUED", "EXPIRES", "LEFT")
+    headers = ("SESSION", "USER", "NIHII", "ENV", "ISSUED", "EXPIRES", "LEFT", "WORKSTATION")
     both = "give --eid or --fallback KEYSTORE, not both"
     logout_which = "give --session NAME or --all, not both"
 
@@ -181,9 +181,12 @@ def _open_sessions() -> list[Any]:
 
 @app.command("list", help=Text.list_help)
 def list_sessions(json: Json = False) -> None:
+    from mcn_cli.store import backend
+
     found = _open_sessions()
+    workstation = backend.choice().workstation  # sessions stay on the workstation that opened them
     if json:
-        emit_json([session_json(s) for s in found])
+        emit_json([{**session_json(s), "workstation": workstation} for s in found])
     elif not found:
         emit_line(Text.none_open)
     else:
@@ -198,6 +201,7 @@ def list_sessions(json: Json = False) -> None:
                     _local(s.issued),
                     _local(s.expires),
                     _left(s.time_left()),
+                    workstation,
                 )
                 for s in found
             ],

@@ -89,8 +89,7 @@ def open_store(*, offline_ok: bool = False) -> Store:
         local = Database(database_file())
         warn(
             Message(
-                N_("the shared store cannot be reached ({error}): working on this workstation's spool, "
-                   "delivered when the server is back"),
+                N_("{error}; working on this workstation's spool, delivered when the server is back"),
                 {"error": error.as_message()},
             )
         )

@@ -266,7 +266,7 @@ def unlock(db: Store, *, passphrase: Passphrase = env_passphrase, create: bool =
         if not create:
             raise InvalidInput("cache", "not-initialised", "the cache is not initialised: run mcn cache init")
         try:
-            return initialise(db, use_passphrase=False)
+            return _kept(db, initialise(db, use_passphrase=False))
         except InvalidInput:  # initialised by another process meanwhile
             blob = _meta(db, "wrapped_keys")
             assert blob is not None
@@ -284,7 +284,13 @@ def unlock(db: Store, *, passphrase: Passphrase = env_passphrase, create: bool =
                 pass
         else:
             raise
-    if db.kind == "postgresql":  # this workstation keeps a copy, to work while the server is down
+    return _kept(db, vault)
+
+
+def _kept(db: Store, vault: Vault) -> Vault:
+    """On the shared store, this workstation keeps a copy of the wrapped keys (to work while the
+    server is down)."""
+    if db.kind == "postgresql":
         from mcn_cli.store import spool
 
         spool.mirror(db, vault)
