@@ -69,7 +69,8 @@ def test_the_server_sees_no_personal_data_and_sslmode_is_accepted(pg_url, pg_clu
     monkeypatch.setenv("MCN_STORE_URL", pg_url.replace("sslmode=disable", "sslmode=prefer"))
     open_cache().store(consultation(), ACTOR)
     with pg_cluster.admin(pg_url.rsplit("/", 1)[1].split("?")[0]) as c:
-        dump = repr([c.execute(f"SELECT * FROM {t}").fetchall() for t in ("meta", "records", "actors", "audit")])
+        tables = ("meta", "records", "actors", "audit")
+        dump = repr([c.execute(f"SELECT * FROM {t}").fetchall() for t in tables])
     for secret in ("85073003328", "Vandenbroucke", "9876543210"):
         assert secret not in dump
 
