@@ -93,17 +93,26 @@ def start() -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="mcn-pg-"))
     password = secrets.token_hex(12)
     (root / "pw").write_text(password + "\n")
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # initdb refuses root: the server runs as Debian's postgres user
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise RuntimeError("running as root needs the postgres user (Debian's postgresql package)") from None
         shutil.chown(root, "postgres")
         shutil.chown(root / "pw", "postgres")
     port = _free_port()
     run = [*_as_server_user()]
-    subprocess.run(
+    made = subprocess.run(
         [*run, str(where / "initdb"), "-D", str(root / "data"), "-U", SUPER, "--pwfile", str(root / "pw"),
          "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "--locale=C"],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if made.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"initdb failed: {made.stderr.strip()}")
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=60 -c shared_buffers=128MB"

@@ -210,3 +210,30 @@ def test_copy_moves_a_workstations_cache_and_trail_with_both_chains_verified(mcn
     assert states == {ids[0]: "invoiced", ids[1]: "open"}
     assert mcn("audit", "verify").code == 0
     assert mcn("store", "status", "--json").json()["waiting"]["entries"] == 0  # history is not spool
+
+
+def test_a_consultation_while_the_server_is_down_is_answered_spooled_and_delivered(
+    mcn, sandbox, pg_url, monkeypatch
+):
+    from datetime import date
+
+    from tests.conftest import SANDBOX_PIN
+
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0  # the session stays on this workstation
+    sessions = mcn("session", "list", "--json").json()
+    assert [s["workstation"] for s in sessions] == ["counter-1"]
+    niss = "85073003328"
+    monkeypatch.setenv("MCN_STORE_URL", DOWN)
+    answered = mcn("consult", "--niss", niss, "--json")
+    assert answered.code == 0, answered.err
+    assert "warning" in answered.err and "spool" in answered.err
+    reuse = mcn("reuse", "--niss", niss, "--date", date.today().isoformat(), "--json")
+    assert "spool" in reuse.err
+    waiting = mcn("store", "status", "--json").json()["waiting"]
+    assert waiting["records"] == 1 and waiting["entries"] >= 2
+
+    monkeypatch.setenv("MCN_STORE_URL", pg_url)
+    assert answered.json()["record"] in {r["id"] for r in mcn("cache", "list", "--json").json()}
+    assert mcn("store", "status", "--json").json()["waiting"]["entries"] == 0
+    assert mcn("audit", "verify").code == 0
