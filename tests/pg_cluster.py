@@ -99,7 +99,7 @@ def start() -> Cluster:
 
             pwd.getpwnam("postgres")
         except KeyError:
-            raise RuntimeError("running as root needs the postgres user (Debian's postgresql package)") from None
+            raise RuntimeError("as root, the server needs the postgres user (Debian: postgresql)") from None
         shutil.chown(root, "postgres")
         shutil.chown(root / "pw", "postgres")
     port = _free_port()
