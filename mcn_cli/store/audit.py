@@ -9,14 +9,15 @@ edited, deleted or reordered entry breaks the chain from that point on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mcn_cli.domain.errors import DataIntegrity
+from mcn_cli.domain.messages import N_, Message, english
 from mcn_cli.store.db import Connection
-from mcn_cli.store.vault import Vault
+from mcn_cli.store.vault import PHARMACIST_RECORD, Vault
 
 GENESIS = "0" * 64
 
@@ -139,8 +140,19 @@ def reappend(vault: Vault, connection: Connection, entry: AuditEntry) -> AuditEn
 
 @dataclass(frozen=True)
 class Break:
+    """Where the chain breaks (0: outside it) and what is wrong, as a message."""
+
     seq: int
-    problem: str
+    msgid: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def problem(self) -> str:
+        """In English, as --json carries it."""
+        return english(self.msgid, self.params)
+
+    def as_message(self) -> Message:
+        return Message(self.msgid, self.params)
 
 
 @dataclass(frozen=True)
@@ -180,17 +192,19 @@ def verify(vault: Vault, connection: Connection, today: date | None = None) -> V
     for seq, text, mac in connection.execute("SELECT seq, entry, mac FROM audit ORDER BY seq"):
         count += 1
         if seq != expected:
-            breaks.append(Break(seq, f"entries {expected}..{seq - 1} are missing"))
+            breaks.append(Break(
+                seq, N_("entries {first}..{last} are missing"), {"first": expected, "last": seq - 1}
+            ))
         try:
             embedded = json.loads(text).get("seq")
         except (ValueError, AttributeError, TypeError):
             embedded = None
-            breaks.append(Break(seq, "entry is unreadable"))
+            breaks.append(Break(seq, N_("entry is unreadable")))
         else:
             if embedded != seq:
-                breaks.append(Break(seq, "entry was moved or its sequence number changed"))
+                breaks.append(Break(seq, N_("entry was moved or its sequence number changed")))
             elif _chain_mac(vault, previous, text) != mac:
-                breaks.append(Break(seq, "entry or its predecessor was changed, removed or reordered"))
+                breaks.append(Break(seq, N_("entry or its predecessor was changed, removed or reordered")))
         entry = _parse(text)
         if entry is not None and entry.record:
             if entry.event == Event.CONSULTATION:
@@ -225,9 +239,10 @@ def _record_breaks(
         ended = entry.extra.get("coverage_end") or dispensed
         if record not in invoiced and ended < stale:
             continue  # never invoiced after its coverage ended plus the grace: purge deleted it
-        breaks.append(Break(entry.seq, f"cache record {record} was deleted outside billing and purge"))
+        deleted = N_("cache record {id} was deleted outside billing and purge")
+        breaks.append(Break(entry.seq, deleted, {"id": record}))
     for record in sorted(present - consulted.keys()):
-        breaks.append(Break(0, f"cache record {record} is not in the audit trail"))
+        breaks.append(Break(0, N_("cache record {id} is not in the audit trail"), {"id": record}))
     return breaks
 
 
@@ -235,7 +250,7 @@ def entries(connection: Connection, month: str | None = None) -> Iterator[AuditE
     for seq, text in connection.execute("SELECT seq, entry FROM audit ORDER BY seq"):
         entry = _parse(text)
         if entry is None:
-            raise DataIntegrity(f"audit entry {seq} is unreadable: run mcn audit verify")
+            raise DataIntegrity(N_("audit entry {seq} is unreadable: run mcn audit verify"), seq=seq)
         if month is None or entry.month == month:
             yield entry
 
@@ -244,7 +259,7 @@ def actor_niss(vault: Vault, connection: Connection, key: str) -> str | None:
     row = connection.execute("SELECT sealed FROM actors WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
-    return vault.open(bytes(row[0]), f"actor|{key}".encode(), "pharmacist record").decode()
+    return vault.open(bytes(row[0]), f"actor|{key}".encode(), PHARMACIST_RECORD).decode()
 
 
 def recent(connection: Connection, since: datetime, event: str) -> Iterator[AuditEntry]:

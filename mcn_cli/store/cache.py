@@ -26,12 +26,13 @@ from datetime import UTC, date, datetime, timedelta
 from mcn_cli.domain.consultation import Consultation, PatientId
 from mcn_cli.domain.errors import DataIntegrity, InvalidInput, PolicyRefused
 from mcn_cli.domain.identifiers import Member, Niss
+from mcn_cli.domain.messages import N_
 from mcn_cli.domain.policy import check_burst
 from mcn_cli.store import audit, codec
 from mcn_cli.store import vault as vault_module
 from mcn_cli.store.audit import Actor, Event
 from mcn_cli.store.db import Connection, Store
-from mcn_cli.store.vault import KeyChanged, Vault
+from mcn_cli.store.vault import KeyChanged, Vault, record_name
 
 OPEN, INVOICED, SETTLED = "open", "invoiced", "settled"
 BINDING = 2  # what a record sealed now binds: see the module's docstring
@@ -173,7 +174,7 @@ class CommitmentCache:
         c: Connection, record: Record, old: Vault, new: Vault, state: str, invoiced_at: str | None
     ) -> None:
         """Open ``record`` (checking it) and seal it anew, bound to the given billing state."""
-        plain = old.open(record.payload, record.aad, f"cache record {record.id}")
+        plain = old.open(record.payload, record.aad, record_name(record.id))
         fresh = replace(record, state=state, invoiced_at=invoiced_at, binding=BINDING)
         c.execute(
             "UPDATE records SET state = ?, invoiced_at = ?, binding = ?, payload = ? WHERE id = ?",
@@ -321,7 +322,7 @@ class CommitmentCache:
 
     def _open(self, record: Record) -> Cached:
         consultation = codec.from_json(
-            self.vault.open(record.payload, record.aad, f"cache record {record.id}")
+            self.vault.open(record.payload, record.aad, record_name(record.id))
         )
         return Cached(record.id, record.state, record.invoiced_at, consultation)
 
@@ -369,7 +370,7 @@ class CommitmentCache:
         for record_id in ids:
             row = c.execute("SELECT state FROM records WHERE id = ?", (record_id,)).fetchone()
             if row is None:
-                raise InvalidInput("record", "unknown", f"no cache record {record_id}")
+                raise InvalidInput("record", "unknown", N_("no cache record {id}"), id=record_id)
             if row[0] == state:
                 chosen.append(record_id)
         return chosen

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from mcn_cli.domain.errors import AuthenticationNeeded
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.store.db import Store
 from mcn_cli.store.vault import Vault
 
@@ -47,6 +48,10 @@ class Session:
         return base64.b64decode(self.token)
 
 
+def _what(name: str) -> Message:
+    return Message(N_("session {name}"), {"name": name})
+
+
 def _aad(name: str, expires: str) -> bytes:
     return f"session|{name}|{expires}".encode()
 
@@ -66,7 +71,7 @@ def save(db: Store, vault: Vault, session: Session) -> None:
 
 
 def _open(vault: Vault, name: str, expires: str, sealed: bytes) -> Session:
-    data = json.loads(vault.open(bytes(sealed), _aad(name, expires), f"session {name}"))
+    data = json.loads(vault.open(bytes(sealed), _aad(name, expires), _what(name)))
     return Session(**data)
 
 
@@ -94,10 +99,12 @@ def find(db: Store, vault: Vault, name: str) -> Session | None:
 def require(db: Store, vault: Vault, name: str) -> Session:
     session = find(db, vault, name)
     if session is None:
-        option = "" if name == DEFAULT else f" --session {name}"
+        if name == DEFAULT:
+            raise AuthenticationNeeded(N_("no valid eHealth session: log in first"), hint=N_("mcn login"))
         raise AuthenticationNeeded(
-            f"no valid eHealth session{'' if name == DEFAULT else ' ' + repr(name)}: log in first",
-            hint=f"mcn login{option}",
+            N_("no valid eHealth session {name!r}: log in first"),
+            hint=N_("mcn login --session {name}"),
+            name=name,
         )
     return session
 
@@ -121,7 +128,7 @@ def reencrypt(db: Store, old: Vault, new: Vault) -> int:
     c = db.local.connection
     rows = c.execute("SELECT name, expires_at, sealed FROM sessions").fetchall()
     for name, expires, sealed in rows:
-        plain = old.open(bytes(sealed), _aad(name, expires), f"session {name}")
+        plain = old.open(bytes(sealed), _aad(name, expires), _what(name))
         c.execute(
             "UPDATE sessions SET sealed = ? WHERE name = ?", (new.seal(plain, _aad(name, expires)), name)
         )
@@ -144,7 +151,7 @@ def resync(db: Store, old: Vault | None, new: Vault) -> int:
                 pass
             try:
                 if old is None:
-                    raise DataIntegrity("no old key")
+                    raise DataIntegrity(N_("no key from before the rekey"))
                 plain = old.open(bytes(sealed), _aad(name, expires))
             except DataIntegrity:
                 c.execute("DELETE FROM sessions WHERE name = ?", (name,))

@@ -14,6 +14,7 @@ from mcn_cli.domain.messages import N_
 from mcn_cli.store import audit, backend, spool
 from mcn_cli.store import vault as vault_module
 from mcn_cli.store.db import Database
+from mcn_cli.store.vault import PHARMACIST_RECORD, record_name
 
 
 def _needs_shared() -> backend.Choice:
@@ -190,10 +191,10 @@ def copy(source: str, target: str, workstation: str | None = None) -> Copied:
             for row in src.connection.execute(f"SELECT {_COLUMNS} FROM records").fetchall():
                 record = _record(row)
                 if target_vault.data_key != source_vault.data_key:
-                    plain = source_vault.open(record.payload, record.aad, f"cache record {record.id}")
+                    plain = source_vault.open(record.payload, record.aad, record_name(record.id))
                     record = replace(record, payload=target_vault.seal(plain, record.aad))
                 else:
-                    source_vault.open(record.payload, record.aad, f"cache record {record.id}")  # checked
+                    source_vault.open(record.payload, record.aad, record_name(record.id))  # checked
                 c.execute(
                     f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})",
                     tuple(getattr(record, f) for f in _FIELDS),
@@ -201,7 +202,7 @@ def copy(source: str, target: str, workstation: str | None = None) -> Copied:
                 records += 1
             for key, sealed in src.connection.execute("SELECT key, sealed FROM actors").fetchall():
                 aad = f"actor|{key}".encode()
-                plain = source_vault.open(bytes(sealed), aad, "pharmacist record")
+                plain = source_vault.open(bytes(sealed), aad, PHARMACIST_RECORD)
                 c.execute(
                     "INSERT INTO actors (key, sealed) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                     (key, target_vault.seal(plain, aad)),
