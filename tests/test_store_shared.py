@@ -237,3 +237,22 @@ def test_a_consultation_while_the_server_is_down_is_answered_spooled_and_deliver
     assert answered.json()["record"] in {r["id"] for r in mcn("cache", "list", "--json").json()}
     assert mcn("store", "status", "--json").json()["waiting"]["entries"] == 0
     assert mcn("audit", "verify").code == 0
+
+
+def test_a_workstation_with_its_own_cache_must_copy_it_before_joining(mcn, pg_url, monkeypatch):
+    monkeypatch.delenv("MCN_STORE_URL")
+    own = open_cache()
+    record = own.store(consultation(), ACTOR)
+    path = own.db.path
+    own.db.close()
+    monkeypatch.setenv("MCN_STORE_URL", pg_url)
+    assert mcn("cache", "list").out == "the cache is empty\n"  # the shared store has no keys yet
+    refused = mcn("cache", "init")
+    assert refused.code == ExitStatus.BAD_INPUT and "mcn store copy" in refused.err
+    from mcn_cli.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="copy it first"):
+        open_cache()  # as a consultation would
+    assert mcn("store", "status", "--json").json()["records"] == 0  # no keys were made meanwhile
+    assert mcn("store", "copy", "--from", f"sqlite:{path}", "--to", pg_url).code == 0
+    assert [r["id"] for r in mcn("cache", "list", "--json").json()] == [record]

@@ -19,11 +19,25 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.store import audit
 from mcn_cli.store.db import Database, Store
 from mcn_cli.store.vault import Vault
 
 _AFTER = "spool_after"  # meta: local audit entries up to this number are not the spool's
+_SHARED = "keys_shared"  # meta: the keys here are a copy of the shared store's
+
+
+def _own_data(local: Database) -> bool:
+    """The file was a store of its own (its keys not a copy) and holds what they seal."""
+    c = local.connection
+    if c.execute("SELECT 1 FROM meta WHERE name = ?", (_SHARED,)).fetchone() is not None:
+        return False
+    return (
+        c.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+        or c.execute("SELECT 1 FROM audit LIMIT 1").fetchone() is not None
+    )
 
 
 def _after(local: Database) -> int | None:
@@ -41,6 +55,21 @@ def _set_after(c: Any, seq: int) -> None:
 
 def _head(c: Any) -> int:
     return int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()[0])
+
+
+def guard(shared: Store) -> None:
+    """Refuse to take this workstation's file over while it holds its own records or trail (it
+    was a store of its own): those must be copied into the shared store first."""
+    local = shared.local
+    if _own_data(local):
+        raise InvalidInput(
+            "store_url",
+            "local-data",
+            N_("this workstation's own cache {path} holds records or audit entries under other "
+               "keys: copy it first (mcn store copy --from sqlite:{path} --to the shared store) "
+               "or move it aside"),
+            path=local.path,
+        )
 
 
 def mirror(shared: Store, vault: Vault) -> None:
@@ -63,8 +92,13 @@ def mirror(shared: Store, vault: Vault) -> None:
             old = vault_module.unlock(local, create=False, passphrase=lambda confirm: _no_passphrase())
         except Exception:  # the old copy cannot be opened here: its sessions are dropped below
             old = None
+        if old is None or old.pseudonym_key != vault.pseudonym_key:
+            guard(shared)
     with local.write() as c:
         vault_module.put_keys(local, *keys)
+        c.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (_SHARED, b"1")
+        )
         if _after(local) is None:
             _set_after(c, _head(c))
     if copy is not None and (old is None or old.data_key != vault.data_key):

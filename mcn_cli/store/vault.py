@@ -257,6 +257,10 @@ def protection_of(db: Store) -> Protection | None:
 
 def initialise(db: Store, *, use_passphrase: bool, passphrase: Passphrase = env_passphrase) -> Vault:
     """Create the vault: a new data key and pseudonym key, protected as asked."""
+    if db.kind == "postgresql":  # new shared keys would strand this workstation's own data
+        from mcn_cli.store import spool
+
+        spool.guard(db)
     protection = _new_protection(use_passphrase)
     if protection.kind == "file":
         path = key_file()
@@ -290,9 +294,10 @@ def unlock(db: Store, *, passphrase: Passphrase = env_passphrase, create: bool =
             )
         try:
             return _kept(db, initialise(db, use_passphrase=False))
-        except InvalidInput:  # initialised by another process meanwhile
+        except InvalidInput:  # initialised by another process meanwhile (else: refused)
             blob = _meta(db, "wrapped_keys")
-            assert blob is not None
+            if blob is None:
+                raise
     protection = protection_of(db)
     assert protection is not None
     pending = key_file().with_name(key_file().name + ".new")
