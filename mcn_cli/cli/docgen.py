@@ -36,7 +36,7 @@ ENVIRONMENT = {
     "MCN_LICENSE_PASSWORD": "The password of MyCareNet's licence for the software package.",
     "MCN_CACHE_KEY_FILE": "Where the cache's key file is (default: vault.key in the data folder).",
     "MCN_STORE_URL": "The shared store's postgresql:// address (the store_url setting; empty: SQLite).",
-    "MCN_WORKSTATION": "This workstation's name in the shared store (workstation setting; default: host name).",
+    "MCN_WORKSTATION": "This workstation's name in the shared store (default: the host name).",
 }
 
 
