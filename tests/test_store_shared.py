@@ -256,3 +256,25 @@ def test_a_workstation_with_its_own_cache_must_copy_it_before_joining(mcn, pg_ur
     assert mcn("store", "status", "--json").json()["records"] == 0  # no keys were made meanwhile
     assert mcn("store", "copy", "--from", f"sqlite:{path}", "--to", pg_url).code == 0
     assert [r["id"] for r in mcn("cache", "list", "--json").json()] == [record]
+
+
+def test_after_a_rekey_to_a_new_key_file_the_other_counter_enrols_its_copy(
+    mcn, pg_url, mcn_home, tmp_path, monkeypatch
+):
+    record = open_cache().store(consultation(), ACTOR)
+    first_copy = tmp_path / "first.key"
+    shutil.copy(vault.key_file(), first_copy)
+    as_workstation(monkeypatch, tmp_path / "counter-2", "counter-2")
+    assert mcn("store", "enrol", "--key-file", str(first_copy)).code == 0
+
+    as_workstation(monkeypatch, mcn_home, "counter-1")
+    assert mcn("cache", "rekey").code == 0
+    second_copy = tmp_path / "second.key"
+    shutil.copy(vault.key_file(), second_copy)
+
+    as_workstation(monkeypatch, tmp_path / "counter-2", "counter-2")
+    assert mcn("cache", "show", record).code == ExitStatus.DATA_INTEGRITY  # its key is the old one
+    wrong = mcn("store", "enrol", "--key-file", str(first_copy))
+    assert wrong.code == ExitStatus.BAD_INPUT and "does not open" in wrong.err
+    assert mcn("store", "enrol", "--key-file", str(second_copy)).code == 0
+    assert mcn("cache", "show", record).code == 0

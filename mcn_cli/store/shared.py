@@ -43,27 +43,20 @@ def enrol(key_file: Path | None = None) -> Enrolment:
 
     chosen = _needs_shared()
     placed: str | None = None
-    if key_file is not None:
-        key = vault_module.read_key_file(key_file.expanduser())
-        target = vault_module.key_file()
-        if target.exists():
-            if vault_module.read_key_file(target) != key:
-                raise InvalidInput(
-                    "key-file",
-                    "exists",
-                    N_("{path} already holds another key: move it away first"),
-                    path=target,
-                )
-        else:
-            vault_module.write_key_file(target, key)
-        placed = str(target)
     with PgDatabase(chosen.url, chosen.workstation) as db:
-        if not vault_module.is_initialised(db):
+        keys = vault_module.stored_keys(db)
+        if keys is None:
             raise InvalidInput(
                 "store",
                 "not-initialised",
                 N_("the shared store has no keys yet: run mcn cache init on the first workstation"),
             )
+        if key_file is not None:
+            if vault_module.Protection.from_json(keys[0].decode()).kind != "file":
+                raise InvalidInput(
+                    "key-file", "passphrase", N_("the shared store's keys are protected by a passphrase")
+                )
+            placed = str(_place_key_file(key_file.expanduser(), keys[1]))
         backend.unlock(db, create=False)  # keeps the keys' copy and delivers any spool
         with db.write() as c:
             c.execute(
@@ -73,6 +66,31 @@ def enrol(key_file: Path | None = None) -> Enrolment:
             )
         names = tuple(r[0] for r in db.connection.execute("SELECT name FROM workstations ORDER BY name"))
         return Enrolment(chosen.workstation, db.describe(), names, placed)
+
+
+def _opens(key: bytes, blob: bytes) -> bool:
+    try:
+        vault_module._unwrap(key, blob)
+    except DataIntegrity:
+        return False
+    return True
+
+
+def _place_key_file(copy: Path, blob: bytes) -> Path:
+    """Put a copy of the shared key file in place (owner-only) once it is shown to open the
+    shared keys; a key file already there is replaced only when it no longer opens them (the
+    store was rekeyed on another counter)."""
+    key = vault_module.read_key_file(copy)
+    if not _opens(key, blob):
+        raise InvalidInput(
+            "key-file", "wrong-key", N_("{path} does not open the shared store's keys"), path=copy
+        )
+    target = vault_module.key_file()
+    if not target.exists():
+        vault_module.write_key_file(target, key)
+    elif vault_module.read_key_file(target) != key:  # it cannot open them: only one key does
+        vault_module.write_key_file(target, key, replace=True)
+    return target
 
 
 @dataclass(frozen=True)
