@@ -278,3 +278,22 @@ def test_after_a_rekey_to_a_new_key_file_the_other_counter_enrols_its_copy(
     assert wrong.code == ExitStatus.BAD_INPUT and "does not open" in wrong.err
     assert mcn("store", "enrol", "--key-file", str(second_copy)).code == 0
     assert mcn("cache", "show", record).code == 0
+
+
+def test_the_burst_guard_reads_past_entries_a_spool_delivered_late(pg_url, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from mcn_cli.domain.identifiers import parse_niss
+
+    cache = open_cache()
+    cache.record_event(audit.Event.CONSULTATION, "failed: timeout", actor=ACTOR, patient=parse_niss(OTHER_NISS))
+    cache.db.close()
+    monkeypatch.setenv("MCN_STORE_URL", DOWN)
+    spooled = cache_if_initialised(offline_ok=True)
+    spooled.store(consultation(consulted="2011-11-04"), ACTOR)  # an entry dated long ago
+    spooled.db.close()
+    monkeypatch.setenv("MCN_STORE_URL", pg_url)
+    cache = open_cache()  # delivers: the old entry is now the newest of the chain
+    since = datetime.now(UTC) - timedelta(minutes=10)
+    recent = list(audit.recent(cache.db.connection, since, audit.Event.CONSULTATION))
+    assert [e.outcome for e in recent] == ["failed: timeout"]

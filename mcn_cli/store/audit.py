@@ -268,11 +268,25 @@ def recent(connection: Connection, since: datetime, event: str) -> Iterator[Audi
     An unreadable entry is skipped here (``mcn audit verify`` names it): it must not stop every
     consultation."""
     bound = since.astimezone(UTC).isoformat(timespec="seconds")
-    for (text,) in connection.execute("SELECT entry FROM audit ORDER BY seq DESC"):
-        entry = _parse(text)
-        if entry is None or not isinstance(entry.at, str):
-            continue
-        if entry.at < bound:
+    below = None  # read in pages: a server's cursor would otherwise send the whole trail
+    while True:
+        page = connection.execute(
+            "SELECT seq, entry FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (below if below is not None else 2**62, _PAGE),
+        ).fetchall()
+        for seq, text in page:
+            below = seq
+            entry = _parse(text)
+            if entry is None or not isinstance(entry.at, str):
+                continue
+            if entry.at < bound:
+                if "spooled" in entry.extra or "copied_seq" in entry.extra:
+                    continue  # appended late (a spool delivered, a trail copied): older ones follow
+                return
+            if entry.event == event:
+                yield entry
+        if len(page) < _PAGE:
             return
-        if entry.event == event:
-            yield entry
+
+
+_PAGE = 256
