@@ -286,7 +286,8 @@ def test_the_burst_guard_reads_past_entries_a_spool_delivered_late(pg_url, monke
     from mcn_cli.domain.identifiers import parse_niss
 
     cache = open_cache()
-    cache.record_event(audit.Event.CONSULTATION, "failed: timeout", actor=ACTOR, patient=parse_niss(OTHER_NISS))
+    other = parse_niss(OTHER_NISS)
+    cache.record_event(audit.Event.CONSULTATION, "failed: timeout", actor=ACTOR, patient=other)
     cache.db.close()
     monkeypatch.setenv("MCN_STORE_URL", DOWN)
     spooled = cache_if_initialised(offline_ok=True)
