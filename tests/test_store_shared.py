@@ -266,6 +266,11 @@ def test_after_a_rekey_to_a_new_key_file_the_other_counter_enrols_its_copy(
     shutil.copy(vault.key_file(), first_copy)
     as_workstation(monkeypatch, tmp_path / "counter-2", "counter-2")
     assert mcn("store", "enrol", "--key-file", str(first_copy)).code == 0
+    monkeypatch.setenv("MCN_STORE_URL", DOWN)  # counter-2 works on its spool meanwhile
+    spooled = cache_if_initialised(offline_ok=True)
+    waiting = spooled.store(consultation(niss=OTHER_NISS), ACTOR)
+    spooled.db.close()
+    monkeypatch.setenv("MCN_STORE_URL", pg_url)
 
     as_workstation(monkeypatch, mcn_home, "counter-1")
     assert mcn("cache", "rekey").code == 0
@@ -278,6 +283,8 @@ def test_after_a_rekey_to_a_new_key_file_the_other_counter_enrols_its_copy(
     assert wrong.code == ExitStatus.BAD_INPUT and "does not open" in wrong.err
     assert mcn("store", "enrol", "--key-file", str(second_copy)).code == 0
     assert mcn("cache", "show", record).code == 0
+    assert mcn("cache", "show", waiting).code == 0  # the spool was re-sealed, then delivered
+    assert mcn("audit", "verify").code == 0
 
 
 def test_the_burst_guard_reads_past_entries_a_spool_delivered_late(pg_url, monkeypatch):

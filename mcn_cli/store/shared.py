@@ -56,7 +56,12 @@ def enrol(key_file: Path | None = None) -> Enrolment:
                 raise InvalidInput(
                     "key-file", "passphrase", N_("the shared store's keys are protected by a passphrase")
                 )
+            before = _local_vault()  # the keys this workstation had, to re-seal its own data
             placed = str(_place_key_file(key_file.expanduser(), keys[1]))
+            if before is not None:
+                fresh = vault_module._unwrap(vault_module.read_key_file(Path(placed)), keys[1])
+                if fresh.data_key != before.data_key:
+                    spool.reseal_local(db.local, before, fresh)
         backend.unlock(db, create=False)  # keeps the keys' copy and delivers any spool
         with db.write() as c:
             c.execute(
@@ -66,6 +71,19 @@ def enrol(key_file: Path | None = None) -> Enrolment:
             )
         names = tuple(r[0] for r in db.connection.execute("SELECT name FROM workstations ORDER BY name"))
         return Enrolment(chosen.workstation, db.describe(), names, placed)
+
+
+def _local_vault() -> vault_module.Vault | None:
+    """This workstation's copy of the keys, unlocked as they are now, if it can be."""
+    if not backend.database_file().exists():
+        return None
+    with Database() as local:
+        if not vault_module.is_initialised(local):
+            return None
+        try:
+            return vault_module.unlock(local, create=False)
+        except McnError:
+            return None
 
 
 def _opens(key: bytes, blob: bytes) -> bool:

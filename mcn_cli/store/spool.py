@@ -76,7 +76,6 @@ def mirror(shared: Store, vault: Vault) -> None:
     """Keep this workstation's copy of the shared wrapped keys current. When they changed (a
     rekey on another counter), this workstation's sessions are re-sealed under the new key when
     the old copy still opens, else deleted (log in again)."""
-    from mcn_cli.store import sessions
     from mcn_cli.store import vault as vault_module
 
     local = shared.local
@@ -102,7 +101,45 @@ def mirror(shared: Store, vault: Vault) -> None:
         if _after(local) is None:
             _set_after(c, _head(c))
     if copy is not None and (old is None or old.data_key != vault.data_key):
-        sessions.resync(local, old, vault)
+        reseal_local(local, old, vault)
+
+
+def reseal_local(local: Database, old: Vault | None, new: Vault) -> None:
+    """After a rekey made on another counter: this workstation's sessions, and what its spool
+    holds, re-sealed under ``new`` when ``old`` opens them. Sessions neither key opens are
+    dropped (log in again); spooled records are left as they are (``deliver`` refuses them)."""
+    from mcn_cli.domain.errors import DataIntegrity
+    from mcn_cli.store import sessions
+    from mcn_cli.store.cache import _COLUMNS, _record
+
+    sessions.resync(local, old, new)
+    if old is None:
+        return
+    with local.write() as c:
+        for row in c.execute(f"SELECT {_COLUMNS} FROM records").fetchall():
+            record = _record(row)
+            try:
+                new.open(record.payload, record.aad)
+                continue
+            except DataIntegrity:
+                pass
+            try:
+                plain = old.open(record.payload, record.aad)
+            except DataIntegrity:
+                continue
+            c.execute("UPDATE records SET payload = ? WHERE id = ?", (new.seal(plain, record.aad), record.id))
+        for key, sealed in c.execute("SELECT key, sealed FROM actors").fetchall():
+            aad = f"actor|{key}".encode()
+            try:
+                new.open(bytes(sealed), aad)
+                continue
+            except DataIntegrity:
+                pass
+            try:
+                plain = old.open(bytes(sealed), aad)
+            except DataIntegrity:
+                continue
+            c.execute("UPDATE actors SET sealed = ? WHERE key = ?", (new.seal(plain, aad), key))
 
 
 def settle_history(local: Database) -> None:
@@ -186,6 +223,11 @@ def deliver(shared: Store, vault: Vault, workstation: str) -> int:
                     f"SELECT {_RECORD_COLUMNS} FROM records WHERE id = ?", (entry.record,)
                 ).fetchone()
                 if row is not None:
+                    from mcn_cli.store.cache import _record
+                    from mcn_cli.store.vault import record_name
+
+                    record = _record(row)  # it must open under the shared key: else deliver nothing
+                    vault.open(record.payload, record.aad, record_name(record.id))
                     c.execute(
                         f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES ({', '.join('?' * 13)}) "
                         "ON CONFLICT (id) DO NOTHING",
