@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 command -v xmlsec1 >/dev/null 2>&1 || missing+=(xmlsec1)
+# the shared store's tests start a throwaway PostgreSQL cluster (initdb, pg_ctl: Debian keeps
+# them out of PATH); in CI they must run, so the server is installed when missing
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+  || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -98,3 +98,63 @@ def office(mcn, sandbox):
     assert result.code == 0, result.err
     assert result.json()["kind"] == "ot"
     return sandbox
+
+
+# --- the storage backends: SQLite (the default) and a real PostgreSQL --------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the whole run. Without PostgreSQL installed the tests
+    that need it skip, except in CI (CI=true), where they must run."""
+    from tests import pg_cluster as clusters
+
+    try:
+        import psycopg  # noqa: F401
+
+        cluster = clusters.start()
+    except (ImportError, RuntimeError, OSError) as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test the PostgreSQL store: {error}")
+        pytest.skip(f"no PostgreSQL here ({error}); scripts/test.sh installs it")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster, mcn_home, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh migrated database, reached as the least-privilege tool role, chosen by MCN_STORE_URL."""
+    from tests.pg_cluster import TOOL
+
+    url = pg_cluster.url(TOOL, pg_cluster.new_database())
+    monkeypatch.setenv("MCN_STORE_URL", url)
+    monkeypatch.setenv("MCN_WORKSTATION", "counter-1")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, mcn_home: Path) -> str:
+    """Run the test against each storage backend."""
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_url")
+    return request.param
+
+
+@pytest.fixture
+def tamper(backend: str, request: pytest.FixtureRequest):
+    """Run SQL (``?`` placeholders) on the store as its owner would, outside mcn: an attacker."""
+    from mcn_cli.store.db import database_file
+
+    def run_sql(sql: str, *args: Any) -> list[Any]:
+        if backend == "sqlite":
+            import sqlite3
+
+            with sqlite3.connect(database_file()) as c:
+                return c.execute(sql, args).fetchall()
+        cluster = request.getfixturevalue("pg_cluster")
+        database = os.environ["MCN_STORE_URL"].rsplit("/", 1)[1].split("?")[0]
+        with cluster.admin(database) as c:
+            cursor = c.execute(sql.replace("?", "%s"), args)
+            return cursor.fetchall() if cursor.description else []
+
+    return run_sql

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from mcn_cli.actions.local import open_cache
@@ -10,17 +8,18 @@ from mcn_cli.status import ExitStatus
 from mcn_cli.store.audit import Actor, Event
 from tests.factories import OTHER_NISS, PHARMACIST, PHARMACY, consultation
 
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture
-def trail():
+def trail(tamper):
     cache = open_cache()
     actor = Actor(PHARMACIST, PHARMACY)
     ids = [cache.store(consultation(consulted=f"2011-11-{d:02d}"), actor) for d in (3, 10, 17, 24)]
     cache.record_event(Event.CONSULTATION, "failed: timeout", actor=actor, patient=parse_niss(OTHER_NISS))
     cache.invoice(ids=ids[:2], actor=actor)
-    path = cache.db.path
     cache.db.close()
-    return path, ids
+    return tamper, ids
 
 
 def test_intact_chain_verifies(mcn, trail):
@@ -30,9 +29,8 @@ def test_intact_chain_verifies(mcn, trail):
     assert data["intact"] and data["entries"] == 7 and len(data["head"]) == 64
 
 
-def _tamper(path, sql, *args):
-    with sqlite3.connect(path) as c:
-        c.execute(sql, args)
+def _tamper(tamper, sql, *args):
+    tamper(sql, *args)
 
 
 def test_edited_entry_is_detected(mcn, trail):
@@ -45,10 +43,9 @@ def test_edited_entry_is_detected(mcn, trail):
 
 def test_flipped_byte_is_detected(mcn, trail):
     path, _ = trail
-    with sqlite3.connect(path) as c:
-        text = c.execute("SELECT entry FROM audit WHERE seq = 3").fetchone()[0]
-        flipped = text[:10] + chr(ord(text[10]) ^ 1) + text[11:]
-        c.execute("UPDATE audit SET entry = ? WHERE seq = 3", (flipped,))
+    text = path("SELECT entry FROM audit WHERE seq = 3")[0][0]
+    flipped = text[:10] + chr(ord(text[10]) ^ 1) + text[11:]
+    path("UPDATE audit SET entry = ? WHERE seq = 3", flipped)
     assert mcn("audit", "verify").code == ExitStatus.DATA_INTEGRITY
 
 
@@ -62,13 +59,11 @@ def test_deleted_entry_is_detected(mcn, trail):
 
 def test_reordered_entries_are_detected(mcn, trail):
     path, _ = trail
-    with sqlite3.connect(path) as c:
-        rows = dict(
-            c.execute("SELECT seq, entry || char(0) || mac FROM audit WHERE seq IN (2, 3)").fetchall()
-        )
-        for seq, other in ((2, 3), (3, 2)):
-            entry, mac = rows[other].split("\x00")
-            c.execute("UPDATE audit SET entry = ?, mac = ? WHERE seq = ?", (entry, mac, seq))
+    selected = path("SELECT seq, entry, mac FROM audit WHERE seq IN (2, 3)")
+    rows = {seq: (entry, mac) for seq, entry, mac in selected}
+    for seq, other in ((2, 3), (3, 2)):
+        entry, mac = rows[other]
+        path("UPDATE audit SET entry = ?, mac = ? WHERE seq = ?", entry, mac, seq)
     result = mcn("audit", "verify")
     assert result.code == ExitStatus.DATA_INTEGRITY and "entry 2" in result.out
 

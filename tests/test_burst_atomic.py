@@ -19,6 +19,7 @@ from tests.conftest import ROOT
 from tests.factories import PHARMACIST, PHARMACY
 
 ACTOR = Actor(PHARMACIST, PHARMACY)
+pytestmark = pytest.mark.usefixtures("backend")
 
 # One consultation in its own process: unlock, wait for the common start, claim, then keep the
 # answer as consult does (so that the audit trail also holds what was consulted).
@@ -51,7 +52,7 @@ def test_eight_parallel_consultations_with_a_limit_of_3_consult_3_patients(mcn_h
         subprocess.Popen(
             [sys.executable, "-c", CONSULT, f"10000000{i:02d}", str(start)],
             cwd=ROOT,
-            env=os.environ.copy(),
+            env={**os.environ, "MCN_WORKSTATION": f"counter-{i}"},  # the store may be shared
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -16,14 +15,23 @@ from mcn_cli.store.audit import Actor
 from mcn_cli.store.cache import purge
 from tests.factories import OTHER_NISS, PATIENT_NISS, PHARMACIST, PHARMACY, consultation
 
+pytestmark = pytest.mark.usefixtures("backend")
+
 SECRETS = [PATIENT_NISS, "Vandenbroucke", "Zo\u00eb", "9876543210", PHARMACIST]
 
 
-def all_bytes(home: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+def all_bytes(home: Path, tamper=None) -> bytes:
+    """Every byte mcn wrote: the files, and what the PostgreSQL server holds."""
+    blob = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+    if tamper is not None and os.environ.get("MCN_STORE_URL"):
+        for table in ("meta", "records", "actors", "audit", "burst"):
+            for row in tamper(f"SELECT * FROM {table}"):
+                for value in row:
+                    blob += bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
+    return blob
 
 
-def test_records_hold_no_personal_data_in_clear(mcn_home):
+def test_records_hold_no_personal_data_in_clear(mcn_home, tamper):
     cache = open_cache()
     actor = Actor(PHARMACIST, PHARMACY)
     for i in range(5):
@@ -31,7 +39,7 @@ def test_records_hold_no_personal_data_in_clear(mcn_home):
     cache.record_event(
         audit.Event.CONSULTATION, "failed: timeout", actor=actor, patient=parse_niss(OTHER_NISS)
     )
-    blob = all_bytes(mcn_home)
+    blob = all_bytes(mcn_home, tamper)
     assert blob, "nothing was written"
     for secret in [*SECRETS, OTHER_NISS]:
         for encoding in ("utf-8", "utf-16-le"):
@@ -148,21 +156,19 @@ def test_interrupted_rekey_recovers_the_pending_key(mcn):
     assert not vault.key_file().with_name("vault.key.new").exists()
 
 
-def test_tampered_payload_or_clear_column_is_detected(mcn):
+def test_tampered_payload_or_clear_column_is_detected(mcn, tamper):
     cache = open_cache()
     record = cache.store(consultation())
-    with sqlite3.connect(cache.db.path) as c:
-        payload = bytearray(c.execute("SELECT payload FROM records").fetchone()[0])
-        payload[20] ^= 1
-        c.execute("UPDATE records SET payload = ?", (bytes(payload),))
+    payload = bytearray(tamper("SELECT payload FROM records")[0][0])
+    payload[20] ^= 1
+    tamper("UPDATE records SET payload = ?", bytes(payload))
     result = mcn("cache", "show", record)
     assert result.code == ExitStatus.DATA_INTEGRITY and "integrity" in result.err
     cache.db.close()
 
     other = open_cache()
     second = other.store(consultation(niss=OTHER_NISS))
-    with sqlite3.connect(other.db.path) as c:
-        c.execute("UPDATE records SET coverage_end = '2099-01-01' WHERE id = ?", (second,))
+    tamper("UPDATE records SET coverage_end = '2099-01-01' WHERE id = ?", second)
     with pytest.raises(DataIntegrity):
         other.get(second)
 

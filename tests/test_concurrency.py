@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from mcn_cli.actions.local import open_cache
 from mcn_cli.store import audit
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -50,5 +54,6 @@ def test_sigkill_mid_write_never_leaves_a_broken_record(mcn_home):
     assert len(records) > 8
     result = audit.verify(cache.vault, cache.db.connection)
     assert result.intact and result.entries == len(records)
-    with sqlite3.connect(cache.db.path) as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if cache.db.kind == "sqlite":
+        with sqlite3.connect(cache.db.local.path) as c:
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

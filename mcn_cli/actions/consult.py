@@ -186,7 +186,7 @@ def ask(
 def session_cache(session_name: str, *, office: bool = False) -> CommitmentCache:
     """The unlocked cache, where sessions live; none yet means no session (and nothing is created).
     ``office``: the session wanted is a tarification office's (the hint names its login)."""
-    cache = cache_if_initialised()
+    cache = cache_if_initialised(offline_ok=True)
     if cache is None:
         raise no_session(session_name, office=office)
     return cache

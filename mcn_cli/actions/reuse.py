@@ -25,7 +25,7 @@ def find_reusable(
 ) -> ReuseAnswer:
     """The latest cached commitment that covers ``dispensed``, the reuse rules applied. With
     ``audit`` (a pharmacist's reuse) the reuse is recorded; a hint that only looks does not."""
-    cache = cache_if_initialised()
+    cache = cache_if_initialised(offline_ok=True)
     if cache is None:
         _, verdict = reuse_verdict([], dispensed)
         return ReuseAnswer(dispensed, False, verdict, None)

@@ -46,6 +46,8 @@ ENVIRONMENT = {
     "MCN_LICENSE_USERNAME": N_("The username of MyCareNet's licence for the software package."),
     "MCN_LICENSE_PASSWORD": N_("The password of MyCareNet's licence for the software package."),
     "MCN_CACHE_KEY_FILE": N_("Where the cache's key file is (default: vault.key in the data folder)."),
+    "MCN_STORE_URL": N_("The shared store's postgresql:// address (the store_url setting; empty: SQLite)."),
+    "MCN_WORKSTATION": N_("This workstation's name in the shared store (default: the host name)."),
 }
 
 

@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cert": ("cert", "app"),
     "sandbox": ("sandbox", "app"),
     "demo": ("demo", "demo"),
+    "store": ("store", "app"),
 }
 _HELP_TEXT = {"login": "login_help", "logout": "logout_help"}  # else the module's Text.help
 
@@ -137,6 +138,15 @@ def root_command() -> Any:
     return command
 
 
+def _show_store_warnings() -> None:
+    """The store tells when it falls back to this workstation's spool: a warning on stderr."""
+    from mcn_cli.store import backend
+
+    backend.warn = lambda message: sys.stderr.write(
+        _("mcn: warning: {text}").format(text=i18n.render(message)) + "\n"
+    )
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one command line and return its exit status; never raises for user errors."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -148,6 +158,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return report(status_for(error), error.message, json_mode=json_mode, error=error)
     args = i18n.without_lang(args)
     clickwords.install()
+    _show_store_warnings()
     command = root_command()
     try:
         result = command.main(args=args, prog_name="mcn", standalone_mode=False)

@@ -71,7 +71,9 @@ class Text:
         "prod": _("production"),
     }
     none_open = _("no open session (mcn login opens one)")
-    headers = (_("SESSION"), _("USER"), _("FOR"), _("ENVIRONMENT"), _("EXPIRES"), _("TIME LEFT"))
+    headers = (
+        _("SESSION"), _("USER"), _("FOR"), _("ENVIRONMENT"), _("EXPIRES"), _("TIME LEFT"), _("WORKSTATION")
+    )
     expired = _("expired")
     left = _("{hours} h {minutes:02d} min")
     # labels of mcn session show
@@ -239,16 +241,27 @@ def _open_sessions() -> list[Any]:
 
 @app.command("list", help=Text.list_help)
 def list_sessions(json: Json = False) -> None:
+    from mcn_cli.store import backend
+
     found = _open_sessions()
+    workstation = backend.choice().workstation  # sessions stay on the workstation that opened them
     if json:
-        emit_json([session_json(s) for s in found])
+        emit_json([{**session_json(s), "workstation": workstation} for s in found])
     elif not found:
         emit_line(Text.none_open)
     else:
         emit_table(
             Text.headers,
             [
-                (s.name, s.user_name, _for(s), _environment(s.env), _local(s.expires), _left(s.time_left()))
+                (
+                    s.name,
+                    s.user_name,
+                    _for(s),
+                    _environment(s.env),
+                    _local(s.expires),
+                    _left(s.time_left()),
+                    workstation,
+                )
                 for s in found
             ],
         )

@@ -9,14 +9,15 @@ edited, deleted or reordered entry breaks the chain from that point on.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mcn_cli.domain.errors import DataIntegrity
-from mcn_cli.store.vault import Vault
+from mcn_cli.domain.messages import N_, Message, english
+from mcn_cli.store.db import Connection
+from mcn_cli.store.vault import PHARMACIST_RECORD, Vault
 
 GENESIS = "0" * 64
 
@@ -65,14 +66,14 @@ def _chain_mac(vault: Vault, previous: str, entry_json: str) -> str:
     return vault.mac(f"{previous}\n{entry_json}".encode())
 
 
-def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str, *, seal: bool = True) -> str:
+def actor_key(vault: Vault, connection: Connection, user_niss: str, *, seal: bool = True) -> str:
     """The user's pseudonym; the NISS itself is kept sealed so a report can name the pharmacist
     (not when ``seal`` is false: the vault's data key was discarded by a rekey meanwhile)."""
     key = vault.pseudonym("user", user_niss)
     if not seal:
         return key
     connection.execute(
-        "INSERT OR IGNORE INTO actors (key, sealed) VALUES (?, ?)",
+        "INSERT INTO actors (key, sealed) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
         (key, vault.seal(user_niss.encode(), f"actor|{key}".encode())),
     )
     return key
@@ -80,7 +81,7 @@ def actor_key(vault: Vault, connection: sqlite3.Connection, user_niss: str, *, s
 
 def append(
     vault: Vault,
-    connection: sqlite3.Connection,
+    connection: Connection,
     event: str,
     outcome: str,
     *,
@@ -95,8 +96,8 @@ def append(
 ) -> AuditEntry:
     """Append one entry; call inside the caller's write transaction. The chain's MAC uses the
     pseudonym key only, which a rekey keeps; ``seal_actor`` false keeps the data key unused."""
-    last = connection.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, previous = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    seq, previous = _last(connection)
+    seq += 1
     actor = actor or Actor()
     entry = AuditEntry(
         seq=seq,
@@ -111,17 +112,47 @@ def append(
         record=record,
         extra=extra,
     )
+    _insert(vault, connection, entry, previous)
+    return entry
+
+
+def _insert(vault: Vault, connection: Connection, entry: AuditEntry, previous: str) -> None:
     text = entry.to_json()
     connection.execute(
-        "INSERT INTO audit (seq, entry, mac) VALUES (?, ?, ?)", (seq, text, _chain_mac(vault, previous, text))
+        "INSERT INTO audit (seq, entry, mac) VALUES (?, ?, ?)",
+        (entry.seq, text, _chain_mac(vault, previous, text)),
     )
-    return entry
+
+
+def _last(connection: Connection) -> tuple[int, str]:
+    last = connection.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    return (0, GENESIS) if last is None else (int(last[0]), last[1])
+
+
+def reappend(vault: Vault, connection: Connection, entry: AuditEntry) -> AuditEntry:
+    """Append an entry made elsewhere (the spool, another store) at the end of this chain, under
+    a new number; call inside the caller's write transaction."""
+    seq, previous = _last(connection)
+    moved = replace(entry, seq=seq + 1)
+    _insert(vault, connection, moved, previous)
+    return moved
 
 
 @dataclass(frozen=True)
 class Break:
+    """Where the chain breaks (0: outside it) and what is wrong, as a message."""
+
     seq: int
-    problem: str
+    msgid: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def problem(self) -> str:
+        """In English, as --json carries it."""
+        return english(self.msgid, self.params)
+
+    def as_message(self) -> Message:
+        return Message(self.msgid, self.params)
 
 
 @dataclass(frozen=True)
@@ -149,7 +180,7 @@ MIN_RETENTION_MONTHS = 24
 MIN_GRACE_DAYS = 31
 
 
-def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = None) -> Verification:
+def verify(vault: Vault, connection: Connection, today: date | None = None) -> Verification:
     """Walk the chain; report every entry where it breaks (edited, deleted, reordered, unreadable),
     then set the cache's records against it: a record row deleted outside billing and purge, or
     one that no consultation entry accounts for, is reported too."""
@@ -161,17 +192,19 @@ def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = No
     for seq, text, mac in connection.execute("SELECT seq, entry, mac FROM audit ORDER BY seq"):
         count += 1
         if seq != expected:
-            breaks.append(Break(seq, f"entries {expected}..{seq - 1} are missing"))
+            breaks.append(Break(
+                seq, N_("entries {first}..{last} are missing"), {"first": expected, "last": seq - 1}
+            ))
         try:
             embedded = json.loads(text).get("seq")
         except (ValueError, AttributeError, TypeError):
             embedded = None
-            breaks.append(Break(seq, "entry is unreadable"))
+            breaks.append(Break(seq, N_("entry is unreadable")))
         else:
             if embedded != seq:
-                breaks.append(Break(seq, "entry was moved or its sequence number changed"))
+                breaks.append(Break(seq, N_("entry was moved or its sequence number changed")))
             elif _chain_mac(vault, previous, text) != mac:
-                breaks.append(Break(seq, "entry or its predecessor was changed, removed or reordered"))
+                breaks.append(Break(seq, N_("entry or its predecessor was changed, removed or reordered")))
         entry = _parse(text)
         if entry is not None and entry.record:
             if entry.event == Event.CONSULTATION:
@@ -186,7 +219,7 @@ def verify(vault: Vault, connection: sqlite3.Connection, today: date | None = No
 
 
 def _record_breaks(
-    connection: sqlite3.Connection,
+    connection: Connection,
     consulted: dict[str, AuditEntry],
     invoiced: set[str],
     settled: set[str],
@@ -206,39 +239,54 @@ def _record_breaks(
         ended = entry.extra.get("coverage_end") or dispensed
         if record not in invoiced and ended < stale:
             continue  # never invoiced after its coverage ended plus the grace: purge deleted it
-        breaks.append(Break(entry.seq, f"cache record {record} was deleted outside billing and purge"))
+        deleted = N_("cache record {id} was deleted outside billing and purge")
+        breaks.append(Break(entry.seq, deleted, {"id": record}))
     for record in sorted(present - consulted.keys()):
-        breaks.append(Break(0, f"cache record {record} is not in the audit trail"))
+        breaks.append(Break(0, N_("cache record {id} is not in the audit trail"), {"id": record}))
     return breaks
 
 
-def entries(connection: sqlite3.Connection, month: str | None = None) -> Iterator[AuditEntry]:
+def entries(connection: Connection, month: str | None = None) -> Iterator[AuditEntry]:
     for seq, text in connection.execute("SELECT seq, entry FROM audit ORDER BY seq"):
         entry = _parse(text)
         if entry is None:
-            raise DataIntegrity(f"audit entry {seq} is unreadable: run mcn audit verify")
+            raise DataIntegrity(N_("audit entry {seq} is unreadable: run mcn audit verify"), seq=seq)
         if month is None or entry.month == month:
             yield entry
 
 
-def actor_niss(vault: Vault, connection: sqlite3.Connection, key: str) -> str | None:
+def actor_niss(vault: Vault, connection: Connection, key: str) -> str | None:
     row = connection.execute("SELECT sealed FROM actors WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
-    return vault.open(bytes(row[0]), f"actor|{key}".encode(), "pharmacist record").decode()
+    return vault.open(bytes(row[0]), f"actor|{key}".encode(), PHARMACIST_RECORD).decode()
 
 
-def recent(connection: sqlite3.Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
+def recent(connection: Connection, since: datetime, event: str) -> Iterator[AuditEntry]:
     """Entries of ``event`` at or after ``since``, newest first (reads back only as far as needed).
 
     An unreadable entry is skipped here (``mcn audit verify`` names it): it must not stop every
     consultation."""
     bound = since.astimezone(UTC).isoformat(timespec="seconds")
-    for (text,) in connection.execute("SELECT entry FROM audit ORDER BY seq DESC"):
-        entry = _parse(text)
-        if entry is None or not isinstance(entry.at, str):
-            continue
-        if entry.at < bound:
+    below = None  # read in pages: a server's cursor would otherwise send the whole trail
+    while True:
+        page = connection.execute(
+            "SELECT seq, entry FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (below if below is not None else 2**62, _PAGE),
+        ).fetchall()
+        for seq, text in page:
+            below = seq
+            entry = _parse(text)
+            if entry is None or not isinstance(entry.at, str):
+                continue
+            if entry.at < bound:
+                if "spooled" in entry.extra or "copied_seq" in entry.extra:
+                    continue  # appended late (a spool delivered, a trail copied): older ones follow
+                return
+            if entry.event == event:
+                yield entry
+        if len(page) < _PAGE:
             return
-        if entry.event == event:
-            yield entry
+
+
+_PAGE = 256

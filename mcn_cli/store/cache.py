@@ -18,7 +18,6 @@ overwritten by a record sealed under the key it discarded.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -27,12 +26,13 @@ from datetime import UTC, date, datetime, timedelta
 from mcn_cli.domain.consultation import Consultation, PatientId
 from mcn_cli.domain.errors import DataIntegrity, InvalidInput, PolicyRefused
 from mcn_cli.domain.identifiers import Member, Niss
+from mcn_cli.domain.messages import N_
 from mcn_cli.domain.policy import check_burst
 from mcn_cli.store import audit, codec
 from mcn_cli.store import vault as vault_module
 from mcn_cli.store.audit import Actor, Event
-from mcn_cli.store.db import Database
-from mcn_cli.store.vault import KeyChanged, Vault
+from mcn_cli.store.db import Connection, Store
+from mcn_cli.store.vault import KeyChanged, Vault, record_name
 
 OPEN, INVOICED, SETTLED = "open", "invoiced", "settled"
 BINDING = 2  # what a record sealed now binds: see the module's docstring
@@ -110,6 +110,14 @@ def month_bounds(year: int, month: int) -> tuple[str, str]:
     return first.isoformat(), following.isoformat()
 
 
+def _mark_migrated(c: Connection) -> None:
+    c.execute(
+        "INSERT INTO meta (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (_MIGRATED, b"2"),
+    )
+
+
 @dataclass(frozen=True)
 class Cached:
     """A record decrypted: its billing state beside the consultation it keeps."""
@@ -134,14 +142,14 @@ class PurgeCounts:
 class CommitmentCache:
     """Store, find and bill consultation answers; every change is audited in the same transaction."""
 
-    def __init__(self, db: Database, vault: Vault) -> None:
+    def __init__(self, db: Store, vault: Vault) -> None:
         self.db = db
         self.vault = vault
 
     # --- writing -------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """A write transaction with the vault's key checked against the database's (a rekey may
         have committed since it was unlocked: ``KeyChanged`` if the new key cannot be opened),
         and records sealed before schema 3 re-sealed with their billing state."""
@@ -150,7 +158,7 @@ class CommitmentCache:
             self._migrate(c)
             yield c
 
-    def _migrate(self, c: sqlite3.Connection) -> None:
+    def _migrate(self, c: Connection) -> None:
         if c.execute("SELECT 1 FROM meta WHERE name = ?", (_MIGRATED,)).fetchone() is not None:
             return
         for row in c.execute(f"SELECT {_COLUMNS} FROM records WHERE binding < ?", (BINDING,)).fetchall():
@@ -159,14 +167,14 @@ class CommitmentCache:
                 self._reseal(c, record, self.vault, self.vault, record.state, record.invoiced_at)
             except DataIntegrity:
                 pass  # left as it is: reading it stops with exit 7, as before
-        c.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_MIGRATED, b"2"))
+        _mark_migrated(c)
 
     @staticmethod
     def _reseal(
-        c: sqlite3.Connection, record: Record, old: Vault, new: Vault, state: str, invoiced_at: str | None
+        c: Connection, record: Record, old: Vault, new: Vault, state: str, invoiced_at: str | None
     ) -> None:
         """Open ``record`` (checking it) and seal it anew, bound to the given billing state."""
-        plain = old.open(record.payload, record.aad, f"cache record {record.id}")
+        plain = old.open(record.payload, record.aad, record_name(record.id))
         fresh = replace(record, state=state, invoiced_at=invoiced_at, binding=BINDING)
         c.execute(
             "UPDATE records SET state = ?, invoiced_at = ?, binding = ?, payload = ? WHERE id = ?",
@@ -314,7 +322,7 @@ class CommitmentCache:
 
     def _open(self, record: Record) -> Cached:
         consultation = codec.from_json(
-            self.vault.open(record.payload, record.aad, f"cache record {record.id}")
+            self.vault.open(record.payload, record.aad, record_name(record.id))
         )
         return Cached(record.id, record.state, record.invoiced_at, consultation)
 
@@ -362,7 +370,7 @@ class CommitmentCache:
         for record_id in ids:
             row = c.execute("SELECT state FROM records WHERE id = ?", (record_id,)).fetchone()
             if row is None:
-                raise InvalidInput("record", "unknown", f"no cache record {record_id}")
+                raise InvalidInput("record", "unknown", N_("no cache record {id}"), id=record_id)
             if row[0] == state:
                 chosen.append(record_id)
         return chosen
@@ -404,7 +412,7 @@ class CommitmentCache:
             record = _record(row)
             self._reseal(c, record, old, new, record.state, record.invoiced_at)  # bound to its state
             count += 1
-        c.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_MIGRATED, b"2"))
+        _mark_migrated(c)
         for key, sealed in c.execute("SELECT key, sealed FROM actors").fetchall():
             aad = f"actor|{key}".encode()
             c.execute(
@@ -414,7 +422,7 @@ class CommitmentCache:
         return count
 
 
-def purge(db: Database, today: date, retention_months: int, grace_days: int) -> PurgeCounts:
+def purge(db: Store, today: date, retention_months: int, grace_days: int) -> PurgeCounts:
     """Delete what billing no longer needs; needs no key, so cron can run it unattended.
 
     - settled records (normally already deleted when settled);
@@ -442,12 +450,11 @@ class Stats:
     file_bytes: int
 
 
-def stats(db: Database) -> Stats:
+def stats(db: Store) -> Stats:
     c = db.connection
     by_state = {OPEN: 0, INVOICED: 0, SETTLED: 0}
     for state, count in c.execute("SELECT state, COUNT(*) FROM records GROUP BY state"):
         by_state[state] = count
     oldest, newest = c.execute("SELECT MIN(dispensed), MAX(consulted_at) FROM records").fetchone()
     entries = c.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
-    size = sum(p.stat().st_size for p in db.path.parent.glob(db.path.name + "*") if p.is_file())
-    return Stats(by_state, oldest, newest, entries, size)
+    return Stats(by_state, oldest, newest, entries, db.size_bytes())

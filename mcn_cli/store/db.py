@@ -2,18 +2,63 @@
 
 It holds the vault's wrapped keys, the commitment cache and the audit trail, so that a
 consultation and its audit entry, or a rekey and every re-encrypted record, commit together.
+
+It is one of the two storage backends (the other is ``store.pg``, PostgreSQL shared by several
+counters): both offer the same small interface, ``Store`` below — a ``connection`` whose
+``execute`` takes SQL with ``?`` placeholders that both engines understand, and ``write()``, a
+transaction that excludes every other writer. Encryption, sealing and pseudonyms stay above it.
+With PostgreSQL the SQLite file remains the workstation's own: its sessions, a copy of the
+wrapped keys and the spool of consultations made while the server could not be reached.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from mcn_cli.domain.errors import DataIntegrity
+from mcn_cli.domain.messages import N_
 from mcn_cli.store import paths
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store modules use of a connection: SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+class Store(Protocol):
+    """The storage interface: the SQLite ``Database`` and ``store.pg.PgDatabase`` both offer it."""
+
+    kind: str  # "sqlite" or "postgresql"
+
+    @property
+    def connection(self) -> Connection: ...
+
+    @property
+    def local(self) -> Database: ...
+
+    def write(self) -> AbstractContextManager[Any]: ...
+
+    def size_bytes(self) -> int: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
 
 SCHEMA_VERSION = 3
 
@@ -83,6 +128,8 @@ def _create_private(path: Path) -> None:
 class Database:
     """A connection with mcn's pragmas; ``write()`` opens an IMMEDIATE transaction."""
 
+    kind = "sqlite"
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or database_file()
         _create_private(self.path)
@@ -91,7 +138,9 @@ class Database:
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._setup()
         except sqlite3.DatabaseError as error:
-            raise DataIntegrity(f"local database {self.path} is unreadable: {error}") from None
+            raise DataIntegrity(
+                N_("local database {path} is unreadable: {error}"), path=self.path, error=str(error)
+            ) from None
         finally:
             os.umask(old_umask)
 
@@ -115,7 +164,11 @@ class Database:
                             c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version > SCHEMA_VERSION:
-            raise DataIntegrity(f"local database {self.path} comes from a newer mcn (schema {version})")
+            raise DataIntegrity(
+                N_("local database {path} comes from a newer mcn (schema {version})"),
+                path=self.path,
+                version=version,
+            )
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -143,6 +196,17 @@ class Database:
             raise
         else:
             c.execute("COMMIT")
+
+    @property
+    def local(self) -> Database:
+        """The workstation's own database (sessions, spool): this one."""
+        return self
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
 
     def close(self) -> None:
         self.connection.close()

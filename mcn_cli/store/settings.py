@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mcn_cli.domain.commitment import DEFAULT_COMMITMENT_DAYS
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.domain.text import first_control
 from mcn_cli.store import paths
 
@@ -97,6 +98,14 @@ class Settings:
     # Extra trusted root certificates (PEM) for mcn cert install: eHealth's roots for acc/prod.
     # Range: empty or a path.
     ca_certificates: str = ""
+    # The shared store: a PostgreSQL (14+) address every counter of the pharmacy uses
+    # (postgresql://USER@HOST:PORT/DB?sslmode=verify-full; the password from PGPASSWORD or
+    # ~/.pgpass rather than here). Empty: this workstation's SQLite file, the default.
+    # MCN_STORE_URL overrides it. Range: empty or a postgresql:// address (at most 2048 characters).
+    store_url: str = ""
+    # This workstation's name in the shared store (sessions, spool). Default: the host name.
+    # MCN_WORKSTATION overrides it. Range: empty or 1..64 letters, digits, '.', '_' or '-'.
+    workstation: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,8 @@ class Between:
     high: int
     unit: str
 
-    def describe(self) -> str:
-        return f"{self.low}..{self.high} {self.unit}"
+    def describe(self) -> Message:
+        return Message(_UNITS[self.unit], {"low": self.low, "high": self.high})
 
     def allows(self, value: object) -> bool:
         return isinstance(value, int) and self.low <= value <= self.high
@@ -118,8 +127,8 @@ class Between:
 class OneOf:
     choices: tuple[str, ...]
 
-    def describe(self) -> str:
-        return "one of " + ", ".join(self.choices)
+    def describe(self) -> Message:
+        return Message(N_("one of {choices}"), {"choices": ", ".join(self.choices)})
 
     def allows(self, value: object) -> bool:
         return value in self.choices
@@ -136,10 +145,11 @@ class Form:
     empty: bool = True
     secret: bool = False
 
-    def describe(self) -> str:
-        return (
-            f"empty or {self.what}" if self.empty else self.what
-        ) + f" (at most {self.longest} characters)"
+    def describe(self) -> Message:
+        text = N_("empty or {what} (at most {longest} characters)") if self.empty else N_(
+            "{what} (at most {longest} characters)"
+        )
+        return Message(text, {"what": Message(self.what), "longest": self.longest})
 
     def allows(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -153,9 +163,19 @@ class Form:
         )
 
 
-PATH = Form("a path", 4096)
-URL = Form("an https:// address", 2048, r"https://[^\s/?#]+[^\s]*")
-LICENCE = Form("text", 256, secret=True)
+_UNITS = {
+    "days": N_("{low}..{high} days"),
+    "months": N_("{low}..{high} months"),
+    "seconds": N_("{low}..{high} seconds"),
+    "bytes": N_("{low}..{high} bytes"),
+    "patients": N_("{low}..{high} patients"),
+    "minutes": N_("{low}..{high} minutes"),
+    "failures": N_("{low}..{high} failures"),
+}
+
+PATH = Form(N_("a path"), 4096)
+URL = Form(N_("an https:// address"), 2048, r"https://[^\s/?#]+[^\s]*")
+LICENCE = Form(N_("text"), 256, secret=True)
 
 RANGES: dict[str, Between | OneOf | Form] = {
     "commitment_days": Between(0, 90, "days"),
@@ -165,17 +185,17 @@ RANGES: dict[str, Between | OneOf | Form] = {
     "env": OneOf(("sandbox", "acc", "prod")),
     "pkcs11_module": PATH,
     "org_keystore": PATH,
-    "pharmacy_holder": Form("a NISS (11 digits)", 20),
+    "pharmacy_holder": Form(N_("a NISS (11 digits)"), 20),
     "sts_protocol": OneOf(("wstrust", "saml")),
     "sts_url": URL,
     "insurability_url": URL,
     "tls_ca_bundle": PATH,
     "sts_trust_anchors": PATH,
-    "sts_signer": Form("a name", 256),
-    "contact_email": Form("an e-mail address", 254, r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
+    "sts_signer": Form(N_("a name"), 256),
+    "contact_email": Form(N_("an e-mail address"), 254, r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
     "timeout_seconds": Between(1, 300, "seconds"),
     "max_answer_bytes": Between(512, 64 * 1024 * 1024, "bytes"),
-    "package_name": Form("a name", 100, empty=False),
+    "package_name": Form(N_("a name"), 100, empty=False),
     "license_username": LICENCE,
     "license_password": LICENCE,
     "trace_dir": PATH,
@@ -184,12 +204,14 @@ RANGES: dict[str, Between | OneOf | Form] = {
     "ot_max_failures": Between(1, 10000, "failures"),
     "keystore_dir": PATH,
     "ca_certificates": PATH,
+    "store_url": Form(N_("a postgresql:// address"), 2048, r"postgres(?:ql)?://\S*", secret=True),
+    "workstation": Form(N_("a name (letters, digits, '.', '_', '-')"), 64, r"[A-Za-z0-9._-]+"),
 }
 BURST_RATE = 10  # at most this many different patients a minute, on average over the window
 
 
 RETIRED = {
-    "sts_certificate": "tokens are now trusted by chain and name: remove it (see sts_trust_anchors)",
+    "sts_certificate": N_("tokens are now trusted by chain and name: remove it (see sts_trust_anchors)"),
 }
 
 
@@ -212,18 +234,28 @@ def load(path: Path | None = None) -> Settings:
     except FileNotFoundError:
         return Settings()
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InvalidInput("config", "toml", f"{path} is not valid TOML: {error}") from None
+        raise InvalidInput(
+            "config", "toml", N_("{path} is not valid TOML: {error}"), path=path, error=str(error)
+        ) from None
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, object] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         if name in RETIRED:
-            raise InvalidInput("config", "retired-setting", f"{path}: {key}: {RETIRED[name]}")
+            why = Message(RETIRED[name])
+            raise InvalidInput(
+                "config", "retired-setting", N_("{path}: {key}: {why}"), path=path, key=key, why=why
+            )
         if name not in known:
-            raise InvalidInput("config", "unknown-setting", f"{path}: unknown setting {key!r}")
+            raise InvalidInput(
+                "config", "unknown-setting", N_("{path}: unknown setting {key!r}"), path=path, key=key
+            )
         expected = type(getattr(Settings(), name))
         if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-            raise InvalidInput("config", "type", f"{path}: {key} must be a {expected.__name__}")
+            kind = expected.__name__
+            raise InvalidInput(
+                "config", "type", N_("{path}: {key} must be a {kind}"), path=path, key=key, kind=kind
+            )
         values[name] = value
     settings = Settings(**values)  # type: ignore[arg-type]
     check_ranges(settings, path)
@@ -231,9 +263,26 @@ def load(path: Path | None = None) -> Settings:
 
 
 def _out_of_range(path: Path | None, name: str, rule: Between | OneOf | Form, value: object) -> InvalidInput:
-    where = f"{path}: " if path is not None else ""
-    shown = "" if isinstance(rule, Form) and rule.secret else f", got {value!r}"
-    return InvalidInput(name, "range", f"{where}{name} must be {rule.describe()}{shown}")
+    secret = isinstance(rule, Form) and rule.secret  # a secret value is never repeated
+    if path is not None:
+        text = (
+            N_("{path}: {name} must be {allowed}")
+            if secret
+            else N_("{path}: {name} must be {allowed}, got {value!r}")
+        )
+    else:
+        text = N_("{name} must be {allowed}") if secret else N_("{name} must be {allowed}, got {value!r}")
+    params: dict[str, object] = {"path": path, "name": name, "allowed": rule.describe()}
+    if not secret:
+        params["value"] = value
+    return InvalidInput(name, "range", text, **params)
+
+
+def check_store_url(url: str) -> None:
+    """MCN_STORE_URL obeys the setting's range (exit 2 otherwise; the value is never repeated)."""
+    rule = RANGES["store_url"]
+    if not rule.allows(url):
+        raise _out_of_range(None, "store_url", rule, url)
 
 
 def check_ranges(settings: Settings, path: Path | None = None) -> None:
@@ -248,16 +297,28 @@ def check_ranges(settings: Settings, path: Path | None = None) -> None:
         try:
             parse_niss(settings.pharmacy_holder, "pharmacy_holder")
         except InvalidInput as error:
-            where = f"{path}: " if path is not None else ""
+            text = (
+                N_("{path}: pharmacy_holder must be empty or a NISS: {problem}")
+                if path is not None
+                else N_("pharmacy_holder must be empty or a NISS: {problem}")
+            )
             raise InvalidInput(
-                "pharmacy_holder", "range", f"{where}pharmacy_holder must be empty or a NISS: {error.detail}"
+                "pharmacy_holder", "range", text, path=path, problem=Message(error.detail_id, error.params)
             ) from None
     if settings.burst_patients > BURST_RATE * settings.burst_minutes:
-        where = f"{path}: " if path is not None else ""
+        text = (
+            N_("{path}: burst_patients must be at most {rate} x burst_minutes ({most}), got {value}: "
+               "a wider limit would switch the legitimate-use guard off")
+            if path is not None
+            else N_("burst_patients must be at most {rate} x burst_minutes ({most}), got {value}: "
+                    "a wider limit would switch the legitimate-use guard off")
+        )
         raise InvalidInput(
             "burst_patients",
             "range",
-            f"{where}burst_patients must be at most {BURST_RATE} x burst_minutes "
-            f"({BURST_RATE * settings.burst_minutes}), got {settings.burst_patients}: "
-            "a wider limit would switch the legitimate-use guard off",
+            text,
+            path=path,
+            rate=BURST_RATE,
+            most=BURST_RATE * settings.burst_minutes,
+            value=settings.burst_patients,
         )

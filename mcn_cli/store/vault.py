@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput
+from mcn_cli.domain.messages import N_, Message
 from mcn_cli.store import paths
-from mcn_cli.store.db import Database
+from mcn_cli.store.db import Store
 from mcn_cli.store.secure_files import write_private
 
 KEY_BYTES = 32
@@ -44,6 +45,14 @@ KEY_FILE_ENV = "MCN_CACHE_KEY_FILE"
 MIN_PASSPHRASE = 12
 
 Passphrase = Callable[[bool], str]  # confirm? -> passphrase
+
+# What a sealed blob is, for the message when it fails its check.
+RECORD = Message(N_("record"))
+PHARMACIST_RECORD = Message(N_("pharmacist record"))
+
+
+def record_name(record_id: str) -> Message:
+    return Message(N_("cache record {id}"), {"id": record_id})
 
 
 def key_file() -> Path:
@@ -76,11 +85,13 @@ class Vault:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + _aesgcm(self.data_key).encrypt(nonce, plaintext, aad)
 
-    def open(self, blob: bytes, aad: bytes, what: str = "record") -> bytes:
+    def open(self, blob: bytes, aad: bytes, what: Message = RECORD) -> bytes:
         try:
             return _aesgcm(self.data_key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except (_invalid_tag(), ValueError):
-            raise DataIntegrity(f"{what} fails its integrity check: tampered with, or not ours") from None
+            raise DataIntegrity(
+                N_("{what} fails its integrity check: tampered with, or not ours"), what=what
+            ) from None
 
     def pseudonym(self, kind: str, value: str) -> str:
         return hmac.new(self.pseudonym_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
@@ -102,7 +113,9 @@ def _check_private(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise DataIntegrity(
-            f"key file {path} is readable by others (mode {stat.S_IMODE(mode):04o}): run chmod 600 {path}"
+            N_("key file {path} is readable by others (mode {mode}): run chmod 600 {path}"),
+            path=path,
+            mode=f"{stat.S_IMODE(mode):04o}",
         )
 
 
@@ -111,15 +124,19 @@ def read_key_file(path: Path) -> bytes:
         _check_private(path)
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise DataIntegrity(f"key file {path} is missing: restore it from your backup") from None
+        raise DataIntegrity(
+            N_("key file {path} is missing: restore it from your backup"), path=path
+        ) from None
     except (UnicodeDecodeError, OSError) as error:
-        raise DataIntegrity(f"key file {path} is unreadable: {error}") from None
+        raise DataIntegrity(
+            N_("key file {path} is unreadable: {error}"), path=path, error=str(error)
+        ) from None
     try:
         key = base64.b64decode(text.removeprefix(_KEY_FILE_PREFIX), validate=True)
     except ValueError:
         key = b""
     if not text.startswith(_KEY_FILE_PREFIX) or len(key) != KEY_BYTES:
-        raise DataIntegrity(f"key file {path} is not an mcn vault key")
+        raise DataIntegrity(N_("key file {path} is not an mcn vault key"), path=path)
     return key
 
 
@@ -158,12 +175,14 @@ def passphrase_from(env: str, prompt: str) -> Passphrase:
         import sys
 
         if not sys.stdin.isatty():
-            raise AuthenticationNeeded(f"the cache passphrase is needed: set {env} or run in a terminal")
+            raise AuthenticationNeeded(
+                N_("the cache passphrase is needed: set {env} or run in a terminal"), env=env
+            )
         import getpass
 
         first = getpass.getpass(prompt)
         if confirm and getpass.getpass("Again: ") != first:
-            raise InvalidInput("passphrase", "mismatch", "the two passphrases differ")
+            raise InvalidInput("passphrase", "mismatch", N_("the two passphrases differ"))
         return first
 
     return get
@@ -178,7 +197,9 @@ def _kek(protection: Protection, passphrase: Passphrase, *, creating: bool) -> b
         return read_key_file(key_file())
     phrase = passphrase(creating)
     if creating and len(phrase) < MIN_PASSPHRASE:
-        raise InvalidInput("passphrase", "length", f"must have at least {MIN_PASSPHRASE} characters")
+        raise InvalidInput(
+            "passphrase", "length", N_("must have at least {count} characters"), count=MIN_PASSPHRASE
+        )
     return _scrypt(phrase, protection.salt, protection.n, protection.r, protection.p)
 
 
@@ -191,11 +212,11 @@ def _unwrap(kek: bytes, blob: bytes) -> Vault:
     try:
         keys = _aesgcm(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _WRAP_AAD)
     except (_invalid_tag(), ValueError):
-        raise DataIntegrity("wrong cache key or passphrase: the vault cannot be opened") from None
+        raise DataIntegrity(N_("wrong cache key or passphrase: the vault cannot be opened")) from None
     return Vault(keys[:KEY_BYTES], keys[KEY_BYTES:], blob)
 
 
-def _meta(db: Database, name: str) -> bytes | None:
+def _meta(db: Store, name: str) -> bytes | None:
     row = db.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if row is None else bytes(row[0])
 
@@ -204,26 +225,42 @@ def _new_protection(use_passphrase: bool) -> Protection:
     return Protection("passphrase", secrets.token_bytes(16)) if use_passphrase else Protection("file")
 
 
-def _store_wrapped(db: Database, protection: Protection, kek: bytes, vault: Vault) -> bytes:
+def _store_wrapped(db: Store, protection: Protection, kek: bytes, vault: Vault) -> bytes:
     blob = _wrap(kek, vault)
-    db.connection.execute(
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('protection', ?), ('wrapped_keys', ?)",
-        (protection.to_json().encode(), blob),
-    )
+    put_keys(db, protection.to_json().encode(), blob)
     return blob
 
 
-def is_initialised(db: Database) -> bool:
+def put_keys(db: Store, protection: bytes, blob: bytes) -> None:
+    """Record the protection and the wrapped keys (inside the caller's write transaction)."""
+    db.connection.execute(
+        "INSERT INTO meta (name, value) VALUES ('protection', ?), ('wrapped_keys', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (protection, blob),
+    )
+
+
+def stored_keys(db: Store) -> tuple[bytes, bytes] | None:
+    """The protection and the wrapped keys as the database holds them (None: no vault yet)."""
+    protection, blob = _meta(db, "protection"), _meta(db, "wrapped_keys")
+    return None if protection is None or blob is None else (protection, blob)
+
+
+def is_initialised(db: Store) -> bool:
     return _meta(db, "wrapped_keys") is not None
 
 
-def protection_of(db: Database) -> Protection | None:
+def protection_of(db: Store) -> Protection | None:
     raw = _meta(db, "protection")
     return None if raw is None else Protection.from_json(raw.decode())
 
 
-def initialise(db: Database, *, use_passphrase: bool, passphrase: Passphrase = env_passphrase) -> Vault:
+def initialise(db: Store, *, use_passphrase: bool, passphrase: Passphrase = env_passphrase) -> Vault:
     """Create the vault: a new data key and pseudonym key, protected as asked."""
+    if db.kind == "postgresql":  # new shared keys would strand this workstation's own data
+        from mcn_cli.store import spool
+
+        spool.guard(db)
     protection = _new_protection(use_passphrase)
     if protection.kind == "file":
         path = key_file()
@@ -241,28 +278,31 @@ def initialise(db: Database, *, use_passphrase: bool, passphrase: Passphrase = e
     with db.write():
         if is_initialised(db):
             raise InvalidInput(
-                "cache", "initialised", "the cache is already initialised (use mcn cache rekey)"
+                "cache", "initialised", N_("the cache is already initialised (use mcn cache rekey)")
             )
         blob = _store_wrapped(db, protection, kek, vault)
     return Vault(vault.data_key, vault.pseudonym_key, blob)
 
 
-def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: bool = True) -> Vault:
+def unlock(db: Store, *, passphrase: Passphrase = env_passphrase, create: bool = True) -> Vault:
     """Open the vault; on first use (nothing stored yet) create one with a key file."""
     blob = _meta(db, "wrapped_keys")
     if blob is None:
         if not create:
-            raise InvalidInput("cache", "not-initialised", "the cache is not initialised: run mcn cache init")
+            raise InvalidInput(
+                "cache", "not-initialised", N_("the cache is not initialised: run mcn cache init")
+            )
         try:
-            return initialise(db, use_passphrase=False)
-        except InvalidInput:  # initialised by another process meanwhile
+            return _kept(db, initialise(db, use_passphrase=False))
+        except InvalidInput:  # initialised by another process meanwhile (else: refused)
             blob = _meta(db, "wrapped_keys")
-            assert blob is not None
+            if blob is None:
+                raise
     protection = protection_of(db)
     assert protection is not None
     pending = key_file().with_name(key_file().name + ".new")
     try:
-        return _unwrap(_kek(protection, passphrase, creating=False), blob)
+        vault = _unwrap(_kek(protection, passphrase, creating=False), blob)
     except DataIntegrity:
         if protection.kind == "file" and pending.exists():  # a rekey stopped before its last step
             vault = _unwrap(read_key_file(pending), blob)
@@ -270,15 +310,26 @@ def unlock(db: Database, *, passphrase: Passphrase = env_passphrase, create: boo
                 os.replace(pending, key_file())
             except FileNotFoundError:  # the rekeying process moved it meanwhile
                 pass
-            return vault
-        raise
+        else:
+            raise
+    return _kept(db, vault)
+
+
+def _kept(db: Store, vault: Vault) -> Vault:
+    """On the shared store, this workstation keeps a copy of the wrapped keys (to work while the
+    server is down)."""
+    if db.kind == "postgresql":
+        from mcn_cli.store import spool
+
+        spool.mirror(db, vault)
+    return vault
 
 
 class KeyChanged(DataIntegrity):
     """The cache was rekeyed since this vault was unlocked, and the new key cannot be opened here."""
 
 
-def current(db: Database, vault: Vault, *, passphrase: Passphrase = env_passphrase) -> Vault:
+def current(db: Store, vault: Vault, *, passphrase: Passphrase = env_passphrase) -> Vault:
     """The vault to seal with now; call inside a write transaction (which excludes a rekey).
 
     A rekey that committed since ``vault`` was unlocked discarded its data key: whatever this
@@ -297,14 +348,14 @@ def current(db: Database, vault: Vault, *, passphrase: Passphrase = env_passphra
         fresh = None
     if fresh is None or fresh.pseudonym_key != vault.pseudonym_key:
         raise KeyChanged(
-            "the cache was rekeyed while this command ran and its new key cannot be opened here: "
-            "nothing was sealed under the discarded key; run the command again"
+            N_("the cache was rekeyed while this command ran and its new key cannot be opened here: "
+               "nothing was sealed under the discarded key; run the command again")
         )
     return fresh
 
 
 def rekey(
-    db: Database,
+    db: Store,
     reencrypt: Callable[[Vault, Vault], None],
     *,
     use_passphrase: bool,
