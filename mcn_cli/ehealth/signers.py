@@ -18,10 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import ns
 
 EID_TOKEN = "BELPIC"
 EID_KEY = "Authentication"
+EID_SIGNATURE_KEY = "Signature"  # the eID's non-repudiation key (CertRA's GenerateCertificate, Revoke)
 KEYSTORE_ALIAS = "authentication"
 
 DEFAULT_MODULES = {
@@ -182,10 +184,13 @@ def card_niss(certificate: x509.Certificate) -> str | None:
     return str(values[0].value) if values else None
 
 
-def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Signer:
-    """Open the eID (token ``BELPIC``) and log in. ``pin`` is called only when the reader has no
-    PIN pad (protected authentication path); a PIN that is not 4 to 12 ASCII digits is refused
-    (exit 2) before the card sees it."""
+def open_eid(
+    module: str, pin: Any, *, user_niss: str | None = None, key_label: str = EID_KEY
+) -> Pkcs11Signer:
+    """Open the eID (token ``BELPIC``) and log in; its key ``key_label`` (``Authentication``, or
+    ``Signature``) signs. ``pin`` is called only when the reader has no PIN pad (protected
+    authentication path); a PIN that is not 4 to 12 ASCII digits is refused (exit 2) before the
+    card sees it."""
     import pkcs11
     from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
     from pkcs11 import exceptions as p11
@@ -228,16 +233,18 @@ def open_eid(module: str, pin: Any, *, user_niss: str | None = None) -> Pkcs11Si
     except (p11.PinLenRange, p11.PinInvalid):
         raise AuthenticationNeeded("the eID PIN has the wrong form (4 to 12 digits)") from None
     try:
-        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=EID_KEY)
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
         certificate = next(
             x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
             for obj in session.get_objects(
-                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: EID_KEY}
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: key_label}
             )
         )
     except (p11.NoSuchKey, p11.MultipleObjectsReturned, StopIteration):
         session.close()
-        raise AuthenticationNeeded("the eID card has no Authentication key and certificate") from None
+        raise AuthenticationNeeded(
+            N_("the eID card has no {key} key and certificate"), key=key_label
+        ) from None
     if key.key_type not in (KeyType.RSA, KeyType.EC):
         session.close()
         raise AuthenticationNeeded("the eID key is neither RSA nor EC")
