@@ -20,7 +20,7 @@ from mcn_cli.store import paths
 from mcn_cli.store.secure_files import write_private
 from mcn_cli.store.settings import Settings, load
 
-WARN_DAYS = 60
+WARN_DAYS = 90  # eHealth's replacement window: a new certificate may be asked in the last 3 months
 MIN_PASSWORD = 8
 
 Password = Callable[[], str]
@@ -229,7 +229,7 @@ def _request_holder(keystore: Path) -> Holder | None:
 class Listed:
     name: str
     keystore: Path
-    state: str  # "installed", "requested", "expired", "revoked", "unknown"
+    state: str  # "installed", "requested", "pending", "expired", "revoked", "unknown"
     holder: Holder | None
     subject: str | None
     issuer: str | None
@@ -270,7 +270,7 @@ def describe(keystore: Path, revoked: set[int]) -> Listed:
     if crt.exists():
         leaf = certs.load_certificates(crt.read_bytes())[0]
         state = "installed"
-        if leaf.serial_number in revoked:
+        if leaf.serial_number in revoked or _revoked_online(keystore):
             state = "revoked"
         elif leaf.not_valid_after_utc <= datetime.now(UTC):
             state = "expired"
@@ -285,7 +285,23 @@ def describe(keystore: Path, revoked: set[int]) -> Listed:
             leaf.not_valid_after_utc,
         )
     state = "requested" if _companion(keystore, ".csr").exists() else "unknown"
+    if state == "requested" and _online(keystore):
+        state = "pending"  # registered at eHealth: mcn cert fetch
     return Listed(keystore.stem, keystore, state, _request_holder(keystore), None, None, None, None)
+
+
+def _revoked_online(keystore: Path) -> bool:
+    try:
+        return bool(json.loads(_companion(keystore, ".revocation.json").read_text()).get("revoked"))
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
+
+
+def _online(keystore: Path) -> bool:
+    try:
+        return bool(json.loads(_companion(keystore, ".request.json").read_text()).get("public_key_identifier"))
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
 
 
 def list_keystores(settings: Settings | None = None) -> list[Listed]:
