@@ -116,7 +116,16 @@ def online(sandbox, monkeypatch) -> Files:
 
 def request_parc(mcn, *extra: str):
     return mcn(
-        "cert", "request", "--org", "--nihii", PARC.nihii, "--name", PARC.name, *CONTACT, "--accept", "--json",
+        "cert",
+        "request",
+        "--org",
+        "--nihii",
+        PARC.nihii,
+        "--name",
+        PARC.name,
+        *CONTACT,
+        "--accept",
+        "--json",
         *extra,
     )
 
@@ -133,9 +142,14 @@ def xmlsec1_verifies(document: bytes, element: str, certificate: x509.Certificat
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     result = subprocess.run(
         [
-            "xmlsec1", "--verify", "--pubkey-cert-pem", str(cert),
-            "--id-attr:Id", element,
-            "--node-xpath", "//*[local-name()='Signature']",
+            "xmlsec1",
+            "--verify",
+            "--pubkey-cert-pem",
+            str(cert),
+            "--id-attr:Id",
+            element,
+            "--node-xpath",
+            "//*[local-name()='Signature']",
             str(message),
         ],
         capture_output=True,
@@ -180,9 +194,12 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     assert pending.code == 0, pending.err
     assert [r["state"] for r in pending.json()] == ["pending"]
     assert "still pending" in mcn("cert", "fetch").out
-    assert next(e for e in wire if e.name == "GetCertificateRequest").answer.find(
-        f".//{q(certra.ETEE, 'EteeStatusDetail')}/Errors/Code"
-    ).text == "CERT_NOT_YET_DELIVERED"
+    assert (
+        next(e for e in wire if e.name == "GetCertificateRequest")
+        .answer.find(f".//{q(certra.ETEE, 'EteeStatusDetail')}/Errors/Code")
+        .text
+        == "CERT_NOT_YET_DELIVERED"
+    )
 
     assert sandbox_certra.deliver_now(online) == 1
     fetched = mcn("cert", "fetch", "--json")
@@ -193,7 +210,8 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     auth = store.get("authentication")
     assert auth.certificate.subject == csr.subject
     assert [c.subject.rfc4514_string() for c in auth.chain] == [
-        "CN=mcn sandbox eHealth CA,C=BE", "CN=mcn sandbox Root CA,C=BE"
+        "CN=mcn sandbox eHealth CA,C=BE",
+        "CN=mcn sandbox Root CA,C=BE",
     ]
     encryption = store.get(result["encryption_serial"])
     assert encryption.certificate.issuer == auth.certificate.subject
@@ -201,7 +219,9 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     usage = encryption.certificate.extensions.get_extension_for_class(x509.KeyUsage)
     assert usage.critical and usage.value.key_encipherment and usage.value.data_encipherment
     assert Path(result["etk"]).read_bytes() == base64.b64decode(
-        next(e for e in wire if e.name == "CompleteETKRegistrationRequest").answer.findtext(q(certra.ETKRA, "ETK"))
+        next(e for e in wire if e.name == "CompleteETKRegistrationRequest").answer.findtext(
+            q(certra.ETKRA, "ETK")
+        )
     )
 
     status = mcn("cert", "status", "--json")
@@ -224,9 +244,15 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     # every message, both ways, against the real schemas; every signature with xmlsec1
     names = [e.name for e in wire]
     for wanted in (
-        "GenerateContractRequest", "GenerateCertificateRequest", "GetCertificateRequest",
-        "StartETKRegistrationRequest", "CompleteETKRegistrationRequest", "GetEtkRequest",
-        "GetCertificateInfoForCitizenRequest", "GenerateRevocationContractRequest", "RevokeRequest",
+        "GenerateContractRequest",
+        "GenerateCertificateRequest",
+        "GetCertificateRequest",
+        "StartETKRegistrationRequest",
+        "CompleteETKRegistrationRequest",
+        "GetEtkRequest",
+        "GetCertificateInfoForCitizenRequest",
+        "GenerateRevocationContractRequest",
+        "RevokeRequest",
     ):
         assert wanted in names
     signature, authentication = eid(online, ANNE.niss, "-signature"), eid(online, ANNE.niss)
@@ -255,8 +281,16 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
 @needs_reference
 def test_manual_validation_for_an_office_whose_manager_is_unknown(mcn, online, wire, schema):
     result = mcn(
-        "cert", "request", "--ot", "--nihii", OT_NIHII, "--name", "Office de tarification Test", *CONTACT,
-        "--accept", "--json",
+        "cert",
+        "request",
+        "--ot",
+        "--nihii",
+        OT_NIHII,
+        "--name",
+        "Office de tarification Test",
+        *CONTACT,
+        "--accept",
+        "--json",
     )
     assert result.code == 0, result.err
     assert result.json()["automatically_validated"] is False
@@ -299,19 +333,28 @@ def test_renewal_inside_the_window_replaces_the_keystore_and_activates_the_new_e
 def test_local_refusals_send_nothing(mcn, online, wire, mcn_home):
     cases = [
         (("--personal", "--niss", PIETER.niss, *CONTACT), "not-the-signer", "a personal certificate is for"),
-        (("--personal", "--niss", ANNE.niss, "--name", "Marie Curie", *CONTACT), "Marie Curie", "the eID names"),
+        (
+            ("--personal", "--niss", ANNE.niss, "--name", "Marie Curie", *CONTACT),
+            "Marie Curie",
+            "the eID names",
+        ),
         (("--org", "--nihii", "27150202", "--name", "X", *CONTACT), "nihii", "check"),
         (("--org", "--nihii", PARC.nihii, "--name", PARC.name, "--key", "ec", *CONTACT), "key", "RSA"),
         (("--org", "--nihii", PARC.nihii, "--name", PARC.name), "contact", "--email and --phone"),
-        (("--org", "--nihii", PARC.nihii, "--name", PARC.name, "--application-id", "bad id", *CONTACT),
-         "application", "[0-9A-Z-_]"),
+        (
+            ("--org", "--nihii", PARC.nihii, "--name", PARC.name, "--application-id", "bad id", *CONTACT),
+            "application",
+            "[0-9A-Z-_]",
+        ),
     ]
     for args, *needles in cases:
         result = mcn("cert", "request", *args, "--accept")
         assert result.code == ExitStatus.BAD_INPUT, (args, result.err)
         assert any(n in result.err for n in needles), (args, result.err)
     assert wire == []  # nothing went to eHealth
-    assert not (mcn_home / "data" / "keystores").exists() or not list((mcn_home / "data" / "keystores").iterdir())
+    assert not (mcn_home / "data" / "keystores").exists() or not list(
+        (mcn_home / "data" / "keystores").iterdir()
+    )
 
 
 def test_a_second_request_while_active_is_refused_locally_then_by_the_sandbox(mcn, online, wire, tmp_path):
@@ -362,7 +405,9 @@ def service(online) -> certra.Services:
 
 def _contract(service: certra.Services, signer: certra.Actor, actor: certra.Actor) -> certra.Contract:
     contact = certra.Contact("a@example.be", "021234567")
-    return certra.read_contract(certra.call(service.certra, certra.generate_contract(contact, signer, actor), service))
+    return certra.read_contract(
+        certra.call(service.certra, certra.generate_contract(contact, signer, actor), service)
+    )
 
 
 def _card(files: Files, niss: str, which: str = "") -> KeystoreSigner:
@@ -449,7 +494,7 @@ def test_the_contract_dn_round_trips_through_the_csr():
     )
     name = certra.parse_dn(dn)
     assert name.rfc4514_string().startswith("CN=NIHII-PHARMACY=27150201\\, APP-1,OU=eHealth-platform Belgium")
-    assert [a.oid for a in name][0] == NameOID.COUNTRY_NAME
+    assert next(a.oid for a in name) == NameOID.COUNTRY_NAME
 
 
 def test_html_contracts_read_as_text():

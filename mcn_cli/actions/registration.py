@@ -109,7 +109,9 @@ def eid_certificate(settings: Settings, label: str, user: str | None = None) -> 
         ) from None
     for token in library.get_tokens(token_label="BELPIC"):
         with token.open() as session:
-            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}):
+            for obj in session.get_objects(
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}
+            ):
                 certificate = x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
                 if user is None or card_niss(certificate) == user:
                     return certificate
@@ -151,7 +153,11 @@ def check_holder(holder: Holder, signer: Actor) -> None:
 
     if not PATTERNS[holder.kind].fullmatch(holder.number):
         raise InvalidInput(
-            "number", "pattern", N_("{number} is not a {kind} identifier"), number=holder.number, kind=holder.kind
+            "number",
+            "pattern",
+            N_("{number} is not a {kind} identifier"),
+            number=holder.number,
+            kind=holder.kind,
         )
     if holder.kind == PERSONAL:
         parse_niss(holder.number)
@@ -180,7 +186,9 @@ def check_key(key: Any) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < MIN_RSA_BITS:
-        raise InvalidInput("key", "rsa", N_("eHealth's registration service takes RSA keys of 2048 bits or more"))
+        raise InvalidInput(
+            "key", "rsa", N_("eHealth's registration service takes RSA keys of 2048 bits or more")
+        )
 
 
 def check_contract_dn(contract: Contract, holder: Holder, application_id: str | None) -> x509.Name:
@@ -190,7 +198,11 @@ def check_contract_dn(contract: Contract, holder: Holder, application_id: str | 
     wanted = holder.label + (f", {application_id}" if application_id else "")
     if not common or common[0].value != wanted:
         raise InvalidInput(
-            "contract", "dn", N_("eHealth's contract is for {dn}, not {label}"), dn=contract.dn, label=holder.label
+            "contract",
+            "dn",
+            N_("eHealth's contract is for {dn}, not {label}"),
+            dn=contract.dn,
+            label=holder.label,
         )
     return name
 
@@ -253,9 +265,14 @@ def request(
     GenerateCertificate signed with the eID Signature key; the keystore keeps the key."""
     settings = settings or load()
     folder = folder or keystore_dir(settings)
-    if application_id is not None and (holder.kind == PERSONAL or not certra.APPLICATION_ID.fullmatch(application_id)):
+    if application_id is not None and (
+        holder.kind == PERSONAL or not certra.APPLICATION_ID.fullmatch(application_id)
+    ):
         raise InvalidInput(
-            "application-id", "format", N_("an application id is for organisations, [0-9A-Z-_]{{1,30}}")
+            "application-id",
+            "format",
+            N_("an application id is for organisations only, and matches {pattern}"),
+            pattern=certra.APPLICATION_ID.pattern,
         )
     if any(s not in certra.BASE_SERVICES for s in services):
         raise InvalidInput(
@@ -269,7 +286,9 @@ def request(
             raise InvalidInput(
                 "certificate",
                 "active",
-                N_("{label} has a certificate valid until {end}: a replacement may be requested from {start}"),
+                N_(
+                    "{label} has a certificate valid until {end}: a replacement may be requested from {start}"
+                ),
                 label=holder.label,
                 end=found.not_after.date(),
                 start=found.replacement_start.date(),
@@ -277,11 +296,16 @@ def request(
         keystore = folder / f"{holder.label}.next.p12"
     if keystore.exists():
         raise InvalidInput(
-            "keystore", "exists", N_("{path} exists already: move it away first (or mcn cert fetch)"), path=keystore
+            "keystore",
+            "exists",
+            N_("{path} exists already: move it away first (or mcn cert fetch)"),
+            path=keystore,
         )
     secret = password()
     if len(secret) < MIN_PASSWORD:
-        raise InvalidInput("password", "length", N_("must have at least {count} characters"), count=MIN_PASSWORD)
+        raise InvalidInput(
+            "password", "length", N_("must have at least {count} characters"), count=MIN_PASSWORD
+        )
     signer = eid_actor(eid_certificate(settings, EID_SIGNATURE_KEY, user))
     check_holder(holder, signer)
     if holder.kind == PERSONAL:
@@ -368,7 +392,9 @@ def request(
 # --- status ---------------------------------------------------------------------------------------
 
 
-def status(pin: Pin, *, user: str | None = None, settings: Settings | None = None) -> list[certra.CertificateInfo]:
+def status(
+    pin: Pin, *, user: str | None = None, settings: Settings | None = None
+) -> list[certra.CertificateInfo]:
     """GetCertificateInfoForCitizen, signed with the eID Authentication key."""
     settings = settings or load()
     where = certra.services(settings)
@@ -417,7 +443,9 @@ def pending(settings: Settings | None = None, folder: Path | None = None) -> lis
     return [
         path
         for path in sorted(folder.glob("*.p12"))
-        if (form := _form(path)) and form.get("public_key_identifier") and not _companion(path, ".crt").exists()
+        if (form := _form(path))
+        and form.get("public_key_identifier")
+        and not _companion(path, ".crt").exists()
     ]
 
 
@@ -430,7 +458,14 @@ def fetch(
     form = _form(keystore)
     if form is None or not form.get("public_key_identifier"):
         raise InvalidInput(
-            "keystore", "not-requested", N_("{name} has no online request (mcn cert request)"), name=keystore.name
+            "keystore",
+            "not-requested",
+            N_("{name} has no online request (mcn cert request)"),
+            name=keystore.name,
+        )
+    if _companion(keystore, ".crt").exists():
+        raise InvalidInput(
+            "keystore", "installed", N_("{name} holds its certificate already"), name=keystore.name
         )
     pki = str(form["public_key_identifier"])
     label = f"{form['type']}={form['number']}"
@@ -446,7 +481,9 @@ def fetch(
     entry = store.get("authentication")
     if entry is None or not certs.same_key(leaf, entry.private_key):
         raise InvalidInput(
-            "certificate", "key", N_("the certificate eHealth delivered does not match the key in {name}"),
+            "certificate",
+            "key",
+            N_("the certificate eHealth delivered does not match the key in {name}"),
             name=keystore.name,
         )
     if leaf.subject != certra.parse_dn(str(form["dn"])):
@@ -466,7 +503,9 @@ def fetch(
     secret = password()
     try:
         write_private(keystore, p12.write(p12.Keystore(entries), secret), replace=True)
-        write_private(_companion(keystore, ".crt"), b"".join(certs.pem(c) for c in [leaf, *chain]), replace=True)
+        write_private(
+            _companion(keystore, ".crt"), b"".join(certs.pem(c) for c in [leaf, *chain]), replace=True
+        )
         if result_etk is not None:
             write_private(result_etk, token, replace=True)
     except OSError as error:
@@ -503,7 +542,9 @@ def _open(keystore: Path, password: Password) -> p12.Keystore:
     except p12.KeystoreUnreadable as error:
         raise InvalidInput("keystore", error.rule, error.detail) from None
     except p12.KeystoreError as error:
-        raise AuthenticationNeeded(N_("keystore {name}: {error}"), name=keystore.name, error=str(error)) from None
+        raise AuthenticationNeeded(
+            N_("keystore {name}: {error}"), name=keystore.name, error=str(error)
+        ) from None
 
 
 def _take_place(keystore: Path) -> Path:
@@ -537,12 +578,16 @@ def register_etk(
     )
     try:
         start = certra.sign(certra.start_etk(public), authentication, authentication.chain)
-        serial = certra.solve_challenge(certra.read_challenge(certra.call(where.etkra, start, where)), encryption_key)
+        serial = certra.solve_challenge(
+            certra.read_challenge(certra.call(where.etkra, start, where)), encryption_key
+        )
         built = certra.etk_certificate(
             authentication.private_key, authentication.certificate, encryption_key, serial
         )
         complete = certra.sign(
-            certra.complete_etk(built.public_bytes(serialization.Encoding.DER)), authentication, authentication.chain
+            certra.complete_etk(built.public_bytes(serialization.Encoding.DER)),
+            authentication,
+            authentication.chain,
         )
         token, to_activate = certra.read_etk(certra.call(where.etkra, complete, where))
         if to_activate:
@@ -582,7 +627,9 @@ def public_key_identifier(keystore: Path) -> str:
     if crt.exists():
         leaf = certs.load_certificates(crt.read_bytes())[0]
         try:
-            return leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex().upper()
+            return (
+                leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex().upper()
+            )
         except x509.ExtensionNotFound:
             return x509.SubjectKeyIdentifier.from_public_key(leaf.public_key()).digest.hex().upper()
     raise InvalidInput(
@@ -603,8 +650,11 @@ def revoke(
     settings = settings or load()
     if reason not in certra.REVOCATION_REASONS:
         raise InvalidInput(
-            "reason", "choice", N_("must be one of {choices}, got {value!r}"),
-            choices=", ".join(certra.REVOCATION_REASONS), value=reason,
+            "reason",
+            "choice",
+            N_("must be one of {choices}, got {value!r}"),
+            choices=", ".join(certra.REVOCATION_REASONS),
+            value=reason,
         )
     if _revoked_locally(keystore):
         raise InvalidInput("keystore", "revoked", N_("{name} is revoked already"), name=keystore.stem)
@@ -616,7 +666,9 @@ def revoke(
             certra.call(where.certra, certra.generate_revocation_contract(pki, signer, reason), where)
         )
         if not accept(contract):
-            raise InvalidInput("contract", "refused", N_("the contract was not accepted: nothing was revoked"))
+            raise InvalidInput(
+                "contract", "refused", N_("the contract was not accepted: nothing was revoked")
+            )
         message = certra.revoke(pki, contract)
         eid = open_key(settings, EID_SIGNATURE_KEY, pin, user)
         try:
@@ -632,7 +684,9 @@ def revoke(
         "revoked": datetime.now(UTC).isoformat(timespec="seconds"),
         "online": True,
     }
-    write_private(_companion(keystore, ".revocation.json"), json.dumps(record, indent=2).encode(), replace=True)
+    write_private(
+        _companion(keystore, ".revocation.json"), json.dumps(record, indent=2).encode(), replace=True
+    )
     return Revoked(keystore, pki, reason)
 
 

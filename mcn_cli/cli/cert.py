@@ -84,12 +84,15 @@ class Text:
     name_arg_help = _("The keystore: a path, a file name or a label such as NIHII-PHARMACY=27150201.")
     fetch_arg_help = _("One keystore to fetch for (default: every pending request).")
     reason_help = _(
-        "Why: keyCompromise, affiliationChanged, superseded or cessationOfOperation (free text with --offline)."
+        "Why: keyCompromise, affiliationChanged, superseded or cessationOfOperation "
+        "(free text with --offline)."
     )
     yes_help = _("Do not ask for confirmation (the contract is still shown on stderr).")
     json_help = _("Print JSON.")
     signature_pin = _("eID PIN (Signature key: it signs your request to eHealth, as your signature would): ")
-    authentication_pin = _("eID PIN (Authentication key: it identifies you to eHealth to read your certificates): ")
+    authentication_pin = _(
+        "eID PIN (Authentication key: it identifies you to eHealth to read your certificates): "
+    )
     keystore_password = _("Keystore password: ")
     new_password = _("Password for the new keystore: ")
     again = _("Again: ")
@@ -101,9 +104,15 @@ class Text:
         "Next: submit the request with eHealth's certificate service (signed with your eID); when eHealth's "
         "e-mail brings the certificate, run: mcn cert install <certificate file>"
     )
-    sandbox_issued = _("Sandbox: its eHealth CA issued the certificate at once. Next: mcn cert install {path}")
-    registered = _("eHealth registered the request for {label}: public key identifier {pki}\nkeystore {keystore}")
-    automatic = _("Validated automatically: the certificate comes soon. Next: mcn cert fetch (it may run from cron)")
+    sandbox_issued = _(
+        "Sandbox: its eHealth CA issued the certificate at once. Next: mcn cert install {path}"
+    )
+    registered = _(
+        "eHealth registered the request for {label}: public key identifier {pki}\nkeystore {keystore}"
+    )
+    automatic = _(
+        "Validated automatically: the certificate comes soon. Next: mcn cert fetch (it may run from cron)"
+    )
     manual = _(
         "eHealth's support validates this request by hand (up to 10 days; an e-mail follows). "
         "Next: mcn cert fetch (it may run from cron)"
@@ -120,7 +129,14 @@ class Text:
     installed = _("installed in {keystore}: valid until {until}; encryption key {serial}; ETK {etk}")
     empty = _("no keystore found")
     headers = (_("KEYSTORE"), _("FOLDER"), _("STATE"), _("HOLDER"), _("VALID UNTIL"), _("DAYS LEFT"))
-    status_headers = (_("HOLDER"), _("CERTIFICATE"), _("ETK"), _("VALID UNTIL"), _("REPLACEABLE FROM"), _("VALIDATION"))
+    status_headers = (
+        _("HOLDER"),
+        _("CERTIFICATE"),
+        _("ETK"),
+        _("VALID UNTIL"),
+        _("REPLACEABLE FROM"),
+        _("VALIDATION"),
+    )
     no_certificates = _("eHealth knows no certificate of yours")
     automatic_word = _("automatic")
     manual_word = _("manual")
@@ -161,7 +177,9 @@ class Text:
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 Json = Annotated[bool, typer.Option("--json", help=Text.json_help)]
-PasswordFd = Annotated[int | None, typer.Option("--password-fd", help=Text.password_fd_help, show_default=False)]
+PasswordFd = Annotated[
+    int | None, typer.Option("--password-fd", help=Text.password_fd_help, show_default=False)
+]
 PinFd = Annotated[int | None, typer.Option("--pin-fd", help=Text.pin_fd_help, show_default=False)]
 User = Annotated[str | None, typer.Option("--user", help=Text.user_help, show_default=False)]
 
@@ -182,7 +200,11 @@ def _new_password(fd: int | None) -> Any:
         if value:
             return value
         if not sys.stdin.isatty():
-            raise InvalidInput("password", "missing", N_("the keystore password is needed: use --password-fd N or run in a terminal"))
+            raise InvalidInput(
+                "password",
+                "missing",
+                N_("the keystore password is needed: use --password-fd N or run in a terminal"),
+            )
         first = getpass.getpass(Text.new_password)
         if getpass.getpass(Text.again) != first:
             raise InvalidInput("password", "mismatch", N_("the two passwords differ"))
@@ -286,14 +308,20 @@ def request(
         holder = Holder(PERSONAL, parse_niss(niss).value, name)
     else:
         if nihii is None or not name or (offline and kbo is None):
-            raise InvalidInput("cert", "missing", N_("--org and --ot need --nihii and --name (and --kbo offline)"))
+            raise InvalidInput(
+                "cert", "missing", N_("--org and --ot need --nihii and --name (and --kbo offline)")
+            )
         company = parse_kbo(kbo).value if kbo is not None else None
         holder = Holder(ORG if org else OT, parse_pharmacy_nihii(nihii).value, name)
     if key not in ("rsa", "ec"):
         raise InvalidInput("key", "choice", N_("must be rsa or ec, got {value!r}"), value=key)
     if offline:
         if accept or user or application_id or service:
-            raise InvalidInput("offline", "combination", N_("--offline cannot be combined with --accept, --user, --application-id or --service"))
+            raise InvalidInput(
+                "offline",
+                "combination",
+                N_("--offline cannot be combined with --accept, --user, --application-id or --service"),
+            )
         result = certificates.request(
             holder, _new_password(password_fd), kbo=company, email=email, phone=phone, key_type=key
         )
@@ -310,7 +338,19 @@ def request(
         emit_line(render(Text.requested, {"keystore": result.keystore, "csr": result.csr}))
         emit_line(render(Text.sandbox_issued, {"path": result.issued}) if result.issued else Text.next_steps)
         return
-    _online_request(holder, key, email, phone, accept, application_id, tuple(service or ()), user, password_fd, pin_fd, json)
+    _online_request(
+        holder,
+        key,
+        email,
+        phone,
+        accept,
+        application_id,
+        tuple(service or ()),
+        user,
+        password_fd,
+        pin_fd,
+        json,
+    )
 
 
 def _online_request(
@@ -332,7 +372,9 @@ def _online_request(
     from mcn_cli.ehealth.certra import Contact
 
     if key != "rsa":
-        raise InvalidInput("key", "rsa", N_("eHealth's registration service takes RSA keys: --key ec is for --offline"))
+        raise InvalidInput(
+            "key", "rsa", N_("eHealth's registration service takes RSA keys: --key ec is for --offline")
+        )
     if email is None or phone is None:
         raise InvalidInput("contact", "missing", N_("eHealth needs a contact: give --email and --phone"))
     result = registration.request(
@@ -359,7 +401,10 @@ def _online_request(
         )
         return
     emit_line(
-        render(Text.registered, {"label": holder.label, "pki": result.public_key_identifier, "keystore": result.keystore})
+        render(
+            Text.registered,
+            {"label": holder.label, "pki": result.public_key_identifier, "keystore": result.keystore},
+        )
     )
     if result.replaces:
         emit_line(render(Text.replaces, {"pki": result.replaces}))
@@ -387,7 +432,9 @@ def fetch(
                     "public_key_identifier": r.public_key_identifier,
                     "automatically_validated": r.automatically_validated,
                     "not_after": r.not_after,
-                    "encryption_serial": str(r.encryption_serial) if r.encryption_serial is not None else None,
+                    "encryption_serial": str(r.encryption_serial)
+                    if r.encryption_serial is not None
+                    else None,
                     "etk": str(r.etk) if r.etk else None,
                     "etk_in_depot": r.etk_published,
                 }
@@ -415,7 +462,12 @@ def fetch(
                 )
             )
         elif r.not_after is not None:
-            emit_line(render(Text.fetched_no_etk, {"label": r.label, "keystore": r.keystore, "until": r.not_after.date()}))
+            emit_line(
+                render(
+                    Text.fetched_no_etk,
+                    {"label": r.label, "keystore": r.keystore, "until": r.not_after.date()},
+                )
+            )
 
 
 @app.command("status", help=Text.status_help)
@@ -575,7 +627,11 @@ def show(
     fields["state"] = Text.states.get(item.state, item.state)
     fields["not_after"] = moment(item.not_after) if item.not_after else None
     emit_fields(
-        [(Text.fields.get(k, k), value_text(v) if isinstance(v, bool) else v) for k, v in fields.items() if v is not None]
+        [
+            (Text.fields.get(k, k), value_text(v) if isinstance(v, bool) else v)
+            for k, v in fields.items()
+            if v is not None
+        ]
     )
 
 
@@ -596,7 +652,8 @@ def revoke(
     if not offline:
         if reason is None:
             raise InvalidInput(
-                "reason", "missing",
+                "reason",
+                "missing",
                 N_("give --reason keyCompromise, affiliationChanged, superseded or cessationOfOperation"),
             )
         result = registration.revoke(
@@ -607,8 +664,14 @@ def revoke(
             user=parse_niss(user, "user").value if user else None,
         )
         if json:
-            emit_json({"keystore": str(result.keystore), "public_key_identifier": result.public_key_identifier,
-                       "reason": result.reason, "revoked": True})
+            emit_json(
+                {
+                    "keystore": str(result.keystore),
+                    "public_key_identifier": result.public_key_identifier,
+                    "reason": result.reason,
+                    "revoked": True,
+                }
+            )
         else:
             emit_line(render(Text.revoked_online, {"name": item.name, "pki": result.public_key_identifier}))
         return

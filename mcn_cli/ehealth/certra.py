@@ -16,8 +16,8 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -255,8 +255,11 @@ def info_for_citizen() -> etree._Element:
 def generate_revocation_contract(public_key_identifier: str, signer: Actor, reason: str) -> etree._Element:
     if reason not in REVOCATION_REASONS:
         raise InvalidInput(
-            "reason", "choice", N_("must be one of {choices}, got {value!r}"),
-            choices=", ".join(REVOCATION_REASONS), value=reason,
+            "reason",
+            "choice",
+            N_("must be one of {choices}, got {value!r}"),
+            choices=", ".join(REVOCATION_REASONS),
+            value=reason,
         )
     element = request(CERTRA, "GenerateRevocationContractRequest")
     _sub(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
@@ -332,18 +335,20 @@ def verify(element: etree._Element) -> tuple[x509.Certificate, list[x509.Certifi
     references = signature.findall(f"{q(ns.DS, 'SignedInfo')}/{q(ns.DS, 'Reference')}")
     if len(references) != 1 or references[0].get("URI") != "#" + request_id or not request_id:
         raise SignatureInvalid("the signature must reference the whole request by its Id")
-    if not any(
-        t.get("Algorithm") == ns.ENVELOPED for t in references[0].iter(q(ns.DS, "Transform"))
-    ):
+    if not any(t.get("Algorithm") == ns.ENVELOPED for t in references[0].iter(q(ns.DS, "Transform"))):
         raise SignatureInvalid("the request's signature must be enveloped")
     texts = [
         (c.text or "").strip()
-        for c in signature.findall(f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}")
+        for c in signature.findall(
+            f"{q(ns.DS, 'KeyInfo')}/{q(ns.DS, 'X509Data')}/{q(ns.DS, 'X509Certificate')}"
+        )
     ]
     if not texts:
         raise SignatureInvalid("the signature's KeyInfo carries no X509Certificate")
     try:
-        certificates = [xmldsig.certificate(base64.b64decode("".join(t.split()), validate=True)) for t in texts]
+        certificates = [
+            xmldsig.certificate(base64.b64decode("".join(t.split()), validate=True)) for t in texts
+        ]
     except ValueError:
         raise SignatureInvalid("an X509Certificate is not base64") from None
 
@@ -482,7 +487,9 @@ def read_infos(answer: etree._Element) -> list[CertificateInfo]:
                 )
                 if contact is not None
                 else None,
-                services=tuple((s.text or "").strip() for s in info.findall(q(CERTRA_CORE, "BaseServiceUsage"))),
+                services=tuple(
+                    (s.text or "").strip() for s in info.findall(q(CERTRA_CORE, "BaseServiceUsage"))
+                ),
             )
         )
     return infos
@@ -527,8 +534,12 @@ def read_depot_etk(answer: etree._Element) -> bytes:
 # --- distinguished names (CERTRA.md §2.3) ---------------------------------------------------------
 
 EHEALTH_OU = "eHealth-platform Belgium"
-_ATTRIBUTES = {"CN": NameOID.COMMON_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-               "O": NameOID.ORGANIZATION_NAME, "C": NameOID.COUNTRY_NAME}
+_ATTRIBUTES = {
+    "CN": NameOID.COMMON_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "C": NameOID.COUNTRY_NAME,
+}
 
 
 def plain_upper(name: str) -> str:
@@ -541,8 +552,12 @@ def contract_dn(type_: str, value: str, name: str, application_id: str | None = 
     """eHealth's DN string: ``CN=<TYPE>\\=<id>[, <APPID>], OU=eHealth-platform Belgium, OU=<NAME>,
     OU=<TYPE>\\=<id>[, OU=<APPID>], O=Federal Government, C=BE`` (the connector escapes ``=``)."""
     label = f"{type_}\\={value}"
-    parts = [f"CN={label}" + (f"\\, {application_id}" if application_id else ""), f"OU={EHEALTH_OU}",
-             f"OU={_escape(plain_upper(name))}", f"OU={label}"]
+    parts = [
+        f"CN={label}" + (f"\\, {application_id}" if application_id else ""),
+        f"OU={EHEALTH_OU}",
+        f"OU={_escape(plain_upper(name))}",
+        f"OU={label}",
+    ]
     if application_id:
         parts.append(f"OU={application_id}")
     return ", ".join([*parts, "O=Federal Government", "C=BE"])
@@ -575,7 +590,9 @@ def parse_dn(text: str) -> x509.Name:
     for part in parts:
         key, sep, raw = part.strip().partition("=")
         if not sep or key.strip().upper() not in _ATTRIBUTES:
-            raise InvalidInput("dn", "format", N_("the contract's DN has an unknown part {part!r}"), part=part)
+            raise InvalidInput(
+                "dn", "format", N_("the contract's DN has an unknown part {part!r}"), part=part
+            )
         value = re.sub(r"\\(.)", r"\1", raw.strip())
         attributes.append(x509.NameAttribute(_ATTRIBUTES[key.strip().upper()], value))
     return x509.Name(list(reversed(attributes)))
@@ -666,7 +683,9 @@ def solve_challenge(challenge: bytes, encryption_key: Any) -> int:
     try:
         clear = encryption_key.decrypt(challenge[:-32], padding.PKCS1v15())
     except ValueError:
-        raise CertRaError("INVALID_CHALLENGE", "the challenge does not decrypt with the encryption key") from None
+        raise CertRaError(
+            "INVALID_CHALLENGE", "the challenge does not decrypt with the encryption key"
+        ) from None
     if hashlib.sha256(clear).digest() != challenge[-32:]:
         raise CertRaError("INVALID_CHALLENGE", "the challenge's hash does not match its decrypted serial")
     return int.from_bytes(clear[:16], "big")
@@ -704,8 +723,31 @@ def readable(html: str, width: int = 88) -> str:
     import textwrap
     from html.parser import HTMLParser
 
-    blocks = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "br", "tr", "table", "ul", "ol", "section",
-              "article", "header", "footer", "title", "li", "dt", "dd", "pre", "blockquote"}
+    blocks = {
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "br",
+        "tr",
+        "table",
+        "ul",
+        "ol",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "title",
+        "li",
+        "dt",
+        "dd",
+        "pre",
+        "blockquote",
+    }
 
     class Reader(HTMLParser):
         def __init__(self) -> None:

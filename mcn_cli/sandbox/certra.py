@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from mcn_cli.domain.errors import InvalidInput
-from mcn_cli.ehealth import certra, ns, xmldsig
+from mcn_cli.ehealth import certra, ns
 from mcn_cli.ehealth.certra import (
     CERTRA,
     CERTRA_CORE,
@@ -74,7 +74,11 @@ class Refused(Exception):
 
 Shape = list[tuple[str, int, int, "Shape | None"]]
 ANY = 1 << 30
-ACTOR: Shape = [(q(COMMONS, "Id"), 1, ANY, None), (q(COMMONS, "FirstName"), 0, ANY, None), (q(COMMONS, "Name"), 1, 1, None)]
+ACTOR: Shape = [
+    (q(COMMONS, "Id"), 1, ANY, None),
+    (q(COMMONS, "FirstName"), 0, ANY, None),
+    (q(COMMONS, "Name"), 1, 1, None),
+]
 CONTACT: Shape = [
     (q(CERTRA_CORE, "EmailPrivate"), 1, 1, None),
     (q(CERTRA_CORE, "EmailGeneral"), 0, 1, None),
@@ -175,9 +179,7 @@ def check_shape(element: etree._Element, shape: Shape) -> None:
         if count < low:
             raise Malformed(f"{etree.QName(element).localname} lacks {etree.QName(tag).localname}")
     if index < len(children):
-        raise Malformed(
-            f"unexpected {etree.QName(children[index]).text} in {etree.QName(element).localname}"
-        )
+        raise Malformed(f"unexpected {etree.QName(children[index]).text} in {etree.QName(element).localname}")
 
 
 def _time(value: datetime) -> str:
@@ -205,7 +207,9 @@ def response(namespace: str, name: str, request: etree._Element | None, now: dat
     return element
 
 
-def refusal(namespace: str, name: str, request: etree._Element | None, error: Refused, now: datetime) -> etree._Element:
+def refusal(
+    namespace: str, name: str, request: etree._Element | None, error: Refused, now: datetime
+) -> etree._Element:
     element = response(namespace, name, request, now)
     status = element.find(q(COMMONS, "Status"))
     assert status is not None
@@ -263,13 +267,35 @@ def contract_digest(contract: etree._Element) -> str:
 
 def contract_text(kind: str, dn: str, signer: str) -> dict[str, str]:
     """The contract's HTML5 text, in French and Dutch as eHealth's are (the sandbox's own words)."""
+    from html import escape
+
+    dn, signer = escape(dn), escape(signer)
     if kind == "revocation":
-        fr = f"<h1>Révocation d'un certificat eHealth</h1><p>Je soussigné(e) {signer} demande la révocation du certificat <b>{dn}</b> et de sa clé de chiffrement (ETK).</p><ul><li>La révocation est définitive.</li></ul>"
-        nl = f"<h1>Intrekking van een eHealth-certificaat</h1><p>Ondergetekende {signer} vraagt de intrekking van het certificaat <b>{dn}</b> en zijn versleutelingssleutel (ETK).</p><ul><li>De intrekking is definitief.</li></ul>"
+        fr = (
+            f"<h1>Révocation d'un certificat eHealth</h1><p>Je soussigné(e) {signer} demande la révocation"
+            f" du certificat <b>{dn}</b> et de sa clé de chiffrement (ETK).</p>"
+            "<ul><li>La révocation est définitive.</li></ul>"
+        )
+        nl = (
+            f"<h1>Intrekking van een eHealth-certificaat</h1><p>Ondergetekende {signer} vraagt de intrekking"
+            f" van het certificaat <b>{dn}</b> en zijn versleutelingssleutel (ETK).</p>"
+            "<ul><li>De intrekking is definitief.</li></ul>"
+        )
     else:
-        fr = f"<h1>Demande de certificat eHealth</h1><p>Je soussigné(e) {signer} demande un certificat eHealth pour <b>{dn}</b>.</p><ul><li>Je garde la clé privée secrète.</li><li>Je révoque le certificat dès que la clé est compromise.</li></ul>"
-        nl = f"<h1>Aanvraag van een eHealth-certificaat</h1><p>Ondergetekende {signer} vraagt een eHealth-certificaat voor <b>{dn}</b>.</p><ul><li>Ik houd de private sleutel geheim.</li><li>Ik trek het certificaat in zodra de sleutel gecompromitteerd is.</li></ul>"
-    return {"fr": f"<!DOCTYPE html><html lang=\"fr\"><body>{fr}</body></html>", "nl": f"<!DOCTYPE html><html lang=\"nl\"><body>{nl}</body></html>"}
+        fr = (
+            f"<h1>Demande de certificat eHealth</h1><p>Je soussigné(e) {signer} demande un certificat eHealth"
+            f" pour <b>{dn}</b>.</p><ul><li>Je garde la clé privée secrète.</li>"
+            "<li>Je révoque le certificat dès que la clé est compromise.</li></ul>"
+        )
+        nl = (
+            f"<h1>Aanvraag van een eHealth-certificaat</h1><p>Ondergetekende {signer} vraagt een"
+            f" eHealth-certificaat voor <b>{dn}</b>.</p><ul><li>Ik houd de private sleutel geheim.</li>"
+            "<li>Ik trek het certificaat in zodra de sleutel gecompromitteerd is.</li></ul>"
+        )
+    return {
+        "fr": f'<!DOCTYPE html><html lang="fr"><body>{fr}</body></html>',
+        "nl": f'<!DOCTYPE html><html lang="nl"><body>{nl}</body></html>',
+    }
 
 
 class Register:
@@ -291,8 +317,13 @@ class Register:
         write_private(self.path, json.dumps(state, indent=1).encode(), replace=True)
 
 
-def set_delays(files: Files, *, automatic: float | None = None, manual: float | None = None,
-               validity_days: int | None = None) -> None:
+def set_delays(
+    files: Files,
+    *,
+    automatic: float | None = None,
+    manual: float | None = None,
+    validity_days: int | None = None,
+) -> None:
     """Tune the sandbox CertRA (tests, demos): seconds until delivery, certificate validity."""
     register = Register(files)
     with _LOCK:
@@ -331,7 +362,9 @@ class Service:
 
     # -- dispatch --
 
-    def handle(self, path: str, action: str, request: etree._Element, now: datetime | None = None) -> etree._Element:
+    def handle(
+        self, path: str, action: str, request: etree._Element, now: datetime | None = None
+    ) -> etree._Element:
         now = now or datetime.now(UTC)
         name = etree.QName(request).localname
         expected = certra.ACTIONS.get(name)
@@ -400,7 +433,9 @@ class Service:
             raise Refused("INVALID_SIGNER", "this request must be signed with the eID's Authentication key")
         return certificate
 
-    def _signed_by_ehealth(self, request: etree._Element, state: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def _signed_by_ehealth(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
         """The register's record of the eHealth certificate that signed ``request``: delivered,
         valid, not revoked."""
         try:
@@ -421,7 +456,9 @@ class Service:
 
     # -- CertRA --
 
-    def _GenerateContract(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _GenerateContract(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         signer = certra._actor(request.find(q(CERTRA, "Signer")))  # type: ignore[arg-type]
         identifier = request.find(q(CERTRA, "CertificateIdentifier"))
         assert identifier is not None
@@ -439,13 +476,21 @@ class Service:
         for lang, html in contract_text("request", dn, signer_name).items():
             _sub(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
         state["contracts"][contract_digest(contract)] = {
-            "kind": "request", "dn": dn, "type": actor.type, "value": actor.value, "name": actor.name,
-            "first_names": list(actor.first_names), "application_id": application_id,
-            "signer": signer.value, "issued": _time(now),
+            "kind": "request",
+            "dn": dn,
+            "type": actor.type,
+            "value": actor.value,
+            "name": actor.name,
+            "first_names": list(actor.first_names),
+            "application_id": application_id,
+            "signer": signer.value,
+            "issued": _time(now),
         }
         return answer
 
-    def _GenerateCertificate(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _GenerateCertificate(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         signer_certificate = self._signed_by_eid(request, "Signature", now)
         csr_element = request.find(q(CERTRA, "EHealthCSR"))
         assert csr_element is not None
@@ -456,7 +501,9 @@ class Service:
             raise Refused("INVALID_CONTRACT", "the contract is not one CertRA generated, or it was changed")
         _check_eid_matches(signer_certificate, certra._actor(contract.find(q(CERTRA_CORE, "Signer"))))  # type: ignore[arg-type]
         try:
-            csr = x509.load_der_x509_csr(base64.b64decode(csr_element.findtext(q(CERTRA_CORE, "CSR")) or "", validate=True))
+            csr = x509.load_der_x509_csr(
+                base64.b64decode(csr_element.findtext(q(CERTRA_CORE, "CSR")) or "", validate=True)
+            )
         except ValueError:
             raise Refused("INVALID_CSR", "the CSR is not a PKCS#10 request in base64") from None
         if not csr.is_signature_valid:
@@ -492,15 +539,24 @@ class Service:
         contact = csr_element.find(q(CERTRA_CORE, "ContactData"))
         assert contact is not None
         state["records"][pki] = {
-            "pki": pki, "dn": issued["dn"], "type": issued["type"], "value": issued["value"],
-            "name": issued["name"], "first_names": issued["first_names"],
-            "application_id": issued["application_id"], "requested": _time(now),
+            "pki": pki,
+            "dn": issued["dn"],
+            "type": issued["type"],
+            "value": issued["value"],
+            "name": issued["name"],
+            "first_names": issued["first_names"],
+            "application_id": issued["application_id"],
+            "requested": _time(now),
             "requester": certra._actor(contract.find(q(CERTRA_CORE, "Signer"))).value,  # type: ignore[arg-type]
-            "automatic": automatic, "deliver_at": _time(now + timedelta(seconds=delay)),
-            "status": "IN_PROGRESS", "etk_status": "NOT_REQUESTED", "replaces": replaces,
+            "automatic": automatic,
+            "deliver_at": _time(now + timedelta(seconds=delay)),
+            "status": "IN_PROGRESS",
+            "etk_status": "NOT_REQUESTED",
+            "replaces": replaces,
             "csr": base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode(),
             "contact": {etree.QName(c).localname: c.text or "" for c in contact if isinstance(c.tag, str)},
-            "services": services, "certificate": None,
+            "services": services,
+            "certificate": None,
         }
         answer = response(CERTRA, "GenerateCertificateResponse", request, now)
         _sub(answer, CERTRA, "PublicKeyIdentifier", pki)
@@ -548,7 +604,9 @@ class Service:
             if record["status"] == "VALID_ACTIVE" and _parse_time(record["not_after"]) <= now:
                 record["status"] = "EXPIRED"
 
-    def _GetCertificate(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _GetCertificate(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         pki = _pki(request.findtext(q(CERTRA, "PublicKeyIdentifier")))
         record = state["records"].get(pki)
         if record is None:
@@ -558,11 +616,16 @@ class Service:
         if record["certificate"] is None:
             raise Refused("CERT_REFUSED", f"the certificate request is {record['status']}")
         answer = response(CERTRA, "GetCertificateResponse", request, now)
-        for der in (base64.b64decode(record["certificate"]), self.authorities.ehealth.certificate.public_bytes(serialization.Encoding.DER)):
+        for der in (
+            base64.b64decode(record["certificate"]),
+            self.authorities.ehealth.certificate.public_bytes(serialization.Encoding.DER),
+        ):
             _sub(answer, CERTRA, "X509Certificate", base64.b64encode(der).decode())
         return answer
 
-    def _GetCertificateInfoForCitizen(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _GetCertificateInfoForCitizen(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         certificate = self._signed_by_eid(request, "Authentication", now)
         niss = _eid_niss(certificate)
         answer = response(CERTRA, "GetCertificateInfoForCitizenResponse", request, now)
@@ -571,7 +634,9 @@ class Service:
                 _info(answer, record, now)
         return answer
 
-    def _GenerateRevocationContract(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _GenerateRevocationContract(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         pki = _pki(request.findtext(q(CERTRA, "PublicKeyIdentifier")))
         signer = certra._actor(request.find(q(CERTRA, "Signer")))  # type: ignore[arg-type]
         reason = request.findtext(q(CERTRA, "RevocationReason")) or ""
@@ -590,9 +655,15 @@ class Service:
         certra.add_actor(contract, "Signer", signer, CERTRA_CORE)
         _sub(contract, CERTRA_CORE, "RevocationReason", reason)
         text = _sub(contract, CERTRA_CORE, "Text")
-        for lang, html in contract_text("revocation", record["dn"], " ".join([*signer.first_names, signer.name])).items():
+        for lang, html in contract_text(
+            "revocation", record["dn"], " ".join([*signer.first_names, signer.name])
+        ).items():
             _sub(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
-        state["contracts"][contract_digest(contract)] = {"kind": "revocation", "pki": pki, "signer": signer.value}
+        state["contracts"][contract_digest(contract)] = {
+            "kind": "revocation",
+            "pki": pki,
+            "signer": signer.value,
+        }
         return answer
 
     def _Revoke(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
@@ -602,7 +673,9 @@ class Service:
         assert contract is not None
         issued = state["contracts"].get(contract_digest(contract))
         if issued is None or issued["kind"] != "revocation" or issued["pki"] != pki:
-            raise Refused("INVALID_CONTRACT", "the revocation contract is not one CertRA generated for this certificate")
+            raise Refused(
+                "INVALID_CONTRACT", "the revocation contract is not one CertRA generated for this certificate"
+            )
         _check_eid_matches(certificate, certra._actor(contract.find(q(CERTRA_CORE, "Signer"))))  # type: ignore[arg-type]
         record = state["records"][pki]
         if record["status"] != "VALID_ACTIVE":
@@ -621,7 +694,9 @@ class Service:
 
     # -- EtkRA --
 
-    def _StartETKRegistration(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _StartETKRegistration(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         record = self._signed_by_ehealth(request, state, now)
         try:
             key = serialization.load_der_public_key(
@@ -636,7 +711,9 @@ class Service:
         challenge = key.encrypt(bytes(serial), padding.PKCS1v15()) + hashlib.sha256(serial).digest()
         record["etk_challenge"] = {
             "serial": bytes(serial).hex(),
-            "key": base64.b64encode(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode(),
+            "key": base64.b64encode(
+                key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            ).decode(),
         }
         if record["etk_status"] == "NOT_REQUESTED":
             record["etk_status"] = "IN_REQUEST"
@@ -644,13 +721,17 @@ class Service:
         _sub(answer, ETKRA, "Challenge", base64.b64encode(challenge).decode())
         return answer
 
-    def _CompleteETKRegistration(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
+    def _CompleteETKRegistration(
+        self, request: etree._Element, state: dict[str, Any], now: datetime
+    ) -> etree._Element:
         record = self._signed_by_ehealth(request, state, now)
         pending = record.get("etk_challenge")
         if not pending:
             raise Refused("NO_ETK_REGISTRATION", "StartETKRegistration first")
         try:
-            built = x509.load_der_x509_certificate(base64.b64decode(request.findtext(q(ETKRA, "ToBeRegistered")) or "", validate=True))
+            built = x509.load_der_x509_certificate(
+                base64.b64decode(request.findtext(q(ETKRA, "ToBeRegistered")) or "", validate=True)
+            )
         except ValueError:
             raise Refused("INVALID_CERTIFICATE", "ToBeRegistered is not a DER certificate") from None
         authentication = x509.load_der_x509_certificate(base64.b64decode(record["certificate"]))
@@ -694,8 +775,11 @@ class Service:
         value = identifier.findtext(q(ETKDEPOT, "Value"))
         application_id = identifier.findtext(q(ETKDEPOT, "ApplicationID"))
         found = [
-            r for r in state["records"].values()
-            if r["type"] == type_ and r["value"] == value and r.get("application_id") == application_id
+            r
+            for r in state["records"].values()
+            if r["type"] == type_
+            and r["value"] == value
+            and r.get("application_id") == application_id
             and r["etk_status"] == "VALID_ACTIVE"
         ]
         if not found:
@@ -713,7 +797,9 @@ class Service:
         import copy
 
         criteria = request.find(q(ETKDEPOT, "SearchCriteria"))
-        given = copy.deepcopy(criteria) if criteria is not None else etree.Element(q(ETKDEPOT, "SearchCriteria"))
+        given = (
+            copy.deepcopy(criteria) if criteria is not None else etree.Element(q(ETKDEPOT, "SearchCriteria"))
+        )
         given.tag = q(ETKDEPOT, "GivenSearchCriteria")
         answer.append(given)
         if error is not None:
@@ -747,7 +833,11 @@ def _check_actor(signer: certra.Actor, actor: certra.Actor, application_id: str 
         parse_niss(signer.value)
         if actor.type == certra.SSIN:
             parse_niss(actor.value)
-            if (actor.value, actor.first_names, actor.name) != (signer.value, signer.first_names, signer.name):
+            if (actor.value, actor.first_names, actor.name) != (
+                signer.value,
+                signer.first_names,
+                signer.name,
+            ):
                 raise Refused("INVALID_ACTOR", "a personal certificate's actor must be the signer")
             if application_id:
                 raise Refused("INVALID_APPLICATION_ID", "only organisations may use an ApplicationId")
@@ -774,8 +864,10 @@ def _check_eid_matches(certificate: x509.Certificate, signer: certra.Actor) -> N
     surname = certificate.subject.get_attributes_for_oid(NameOID.SURNAME)
     if (
         _eid_niss(certificate) != signer.value
-        or not given or " ".join(signer.first_names) != given[0].value
-        or not surname or signer.name != surname[0].value
+        or not given
+        or " ".join(signer.first_names) != given[0].value
+        or not surname
+        or signer.name != surname[0].value
     ):
         raise Refused("SIGNER_MISMATCH", "the contract's signer is not the holder of the eID that signed")
 
@@ -798,7 +890,9 @@ def _may_manage(niss: str, record: dict[str, Any]) -> bool:
     return record.get("requester") == niss or (pharmacy is not None and niss in pharmacy.authorised)
 
 
-def _check_etk_certificate(built: x509.Certificate, authentication: x509.Certificate, pending: dict[str, str]) -> None:
+def _check_etk_certificate(
+    built: x509.Certificate, authentication: x509.Certificate, pending: dict[str, str]
+) -> None:
     """CERTRA.md §4.3: serial = the challenge's, subject = issuer = the authentication subject,
     its validity, critical KeyUsage keyEncipherment + dataEncipherment, signed by the auth key,
     for the encryption key registered at the start."""
@@ -811,7 +905,8 @@ def _check_etk_certificate(built: x509.Certificate, authentication: x509.Certifi
     if built.public_key().public_numbers() != key.public_numbers():  # type: ignore[union-attr]
         problems.append("its key is not the encryption key registered")
     if (built.not_valid_before_utc, built.not_valid_after_utc) != (
-        authentication.not_valid_before_utc, authentication.not_valid_after_utc
+        authentication.not_valid_before_utc,
+        authentication.not_valid_after_utc,
     ):
         problems.append("its validity is not the authentication certificate's")
     try:
@@ -836,7 +931,8 @@ def _info(parent: etree._Element, record: dict[str, Any], now: datetime) -> None
     entity.set("EntityType", "NaturalPerson" if record["type"] == certra.SSIN else "Organization")
     identifier = _sub(entity, CERTRA_CORE, "CertificateIdentifier")
     certra.add_actor(
-        identifier, "Actor",
+        identifier,
+        "Actor",
         certra.Actor(record["type"], record["value"], record["name"], tuple(record["first_names"])),
         CERTRA_CORE,
     )

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.pin import check_pin
-from mcn_cli.ehealth.signers import EID_KEY, EID_TOKEN, pkcs11_library
+from mcn_cli.ehealth.signers import EID_TOKEN, pkcs11_library
 
 MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -104,9 +104,7 @@ def pin_works(folder: Path, pin: str) -> bool:
     return True
 
 
-def create_tokens(
-    folder: Path, pin: str, cards: list[list[tuple[str, Any, x509.Certificate]]]
-) -> None:
+def create_tokens(folder: Path, pin: str, cards: list[list[tuple[str, Any, x509.Certificate]]]) -> None:
     """(Re)create one BELPIC token per card: each (label, key, certificate) of the card as a
     private key and its certificate under that label (Authentication, Signature)."""
     from pkcs11 import Attribute, CertificateType, ObjectClass
