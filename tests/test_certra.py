@@ -438,7 +438,7 @@ def _generate(files, service, contract, *, key=None, subject=None, signer=None, 
 
 
 @needs_reference
-def test_the_sandbox_refuses_wrong_keys_changed_contracts_and_foreign_subjects(online, service, schema):
+def test_the_sandbox_refuses_wrong_keys_changed_contracts_and_foreign_subjects(online, service, schema, wire):
     contract = _contract(service, ANNE_ACTOR, PARC_ACTOR)
     cases = {
         "INVALID_SIGNER": {"signer": _card(online, ANNE.niss)},  # the Authentication key
@@ -456,6 +456,20 @@ def test_the_sandbox_refuses_wrong_keys_changed_contracts_and_foreign_subjects(o
     with pytest.raises(certra.CertRaError) as refused:
         _generate(online, service, contract, subject=other)
     assert refused.value.code == "INVALID_CSR" and "DN" in refused.value.message
+    for exchange in wire:  # the refusals too are what the schema allows
+        assert_valid(schema, exchange.sent)
+        assert_valid(schema, exchange.answer)
+
+
+@needs_reference
+def test_the_depot_answers_an_unknown_holder_within_its_schema(online, service, schema, wire):
+    with pytest.raises(certra.CertRaError) as missing:
+        certra.read_depot_etk(
+            certra.call(service.depot, certra.get_etk("NIHII-PHARMACY", PARC.nihii), service)
+        )
+    assert missing.value.code == "NO_ETK_FOUND"
+    assert_valid(schema, wire[0].sent)
+    assert_valid(schema, wire[0].answer)
 
 
 def test_the_sandbox_faults_on_messages_the_schema_refuses(online, service):
