@@ -318,6 +318,9 @@ def test_renewal_inside_the_window_replaces_the_keystore_and_activates_the_new_e
     keystore = Path(fetched.json()[0]["keystore"])
     assert keystore.name == f"NIHII-PHARMACY={PARC.nihii}.p12"
     assert keystore.with_name(f"NIHII-PHARMACY={PARC.nihii}.previous.p12").exists()
+    states = {i["name"]: i["state"] for i in mcn("cert", "list", "--json").json()}
+    assert states[f"NIHII-PHARMACY={PARC.nihii}.previous"] == "replaced"
+    assert states[f"NIHII-PHARMACY={PARC.nihii}"] == "installed"
     assert "ActivateETKRequest" in [e.name for e in wire]
     statuses = {i["public_key_identifier"]: i for i in mcn("cert", "status", "--json").json()}
     assert statuses[second.json()["public_key_identifier"]]["etk_status"] == "VALID_ACTIVE"
@@ -380,6 +383,25 @@ def test_a_second_request_while_active_is_refused_locally_then_by_the_sandbox(mc
     assert refused.value.code == "ACTIVE_CERTIFICATE_EXISTS"
     assert "ACTIVE_CERTIFICATE_EXISTS" in str(refused.value) and "from" in str(refused.value)
     assert not list((tmp_path / "elsewhere").glob("*.p12"))  # the key of a refused request is not kept
+
+
+def test_an_answer_lost_on_the_way_leaves_a_request_fetch_can_finish(mcn, online, monkeypatch):
+    from mcn_cli.domain.errors import ServiceUnavailable
+
+    real = certra.call
+
+    def lost(url, element, where):
+        answer = real(url, element, where)
+        if etree.QName(element).localname == "GenerateCertificateRequest":
+            raise ServiceUnavailable("the connection broke")  # eHealth registered it, mcn never heard
+        return answer
+
+    monkeypatch.setattr(certra, "call", lost)
+    assert request_parc(mcn).code == ExitStatus.SERVICE_UNAVAILABLE
+    monkeypatch.setattr(certra, "call", real)
+    fetched = mcn("cert", "fetch", "--json")
+    assert fetched.code == 0, fetched.err
+    assert fetched.json()[0]["state"] == "installed"
 
 
 def test_refusing_the_contract_sends_no_certificate_request(mcn, online, wire, monkeypatch):

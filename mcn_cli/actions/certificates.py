@@ -258,7 +258,7 @@ def _request_holder(keystore: Path) -> Holder | None:
 class Listed:
     name: str
     keystore: Path
-    state: str  # "installed", "requested", "pending", "expired", "revoked", "unknown"
+    state: str  # "installed", "requested", "pending", "expired", "revoked", "replaced", "unknown"
     holder: Holder | None
     subject: str | None
     issuer: str | None
@@ -299,7 +299,9 @@ def describe(keystore: Path, revoked: set[int]) -> Listed:
     if crt.exists():
         leaf = certs.load_certificates(crt.read_bytes())[0]
         state = "installed"
-        if leaf.serial_number in revoked or _revoked_online(keystore):
+        if keystore.stem.endswith(".previous"):
+            state = "replaced"  # a renewal took its place (mcn cert fetch): not warned of
+        elif leaf.serial_number in revoked or _revoked_online(keystore):
             state = "revoked"
         elif leaf.not_valid_after_utc <= datetime.now(UTC):
             state = "expired"

@@ -93,7 +93,6 @@ def _default_user(settings: Settings, user: str | None) -> str | None:
 
 def eid_certificate(settings: Settings, label: str, user: str | None = None) -> x509.Certificate:
     """The eID's certificate ``label`` (Authentication or Signature), read without the PIN."""
-    import pkcs11
     from pkcs11 import Attribute, ObjectClass
     from pkcs11 import exceptions as p11
 
@@ -115,7 +114,6 @@ def eid_certificate(settings: Settings, label: str, user: str | None = None) -> 
                 certificate = x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
                 if user is None or card_niss(certificate) == user:
                     return certificate
-    del pkcs11
     if user is not None:
         raise AuthenticationNeeded(N_("no eID card of {niss} in the readers"), niss=user)
     raise AuthenticationNeeded(N_("no eID card found (no token BELPIC): insert the card"))
@@ -351,24 +349,27 @@ def request(
         _companion(keystore, ".csr"): certs.pem(csr),
         _companion(keystore, ".request.json"): json.dumps(form, indent=2).encode(),
     }
-    _write_all(files)  # the key is kept before eHealth hears of it
+    # The key is kept before eHealth hears of it, with the identifier eHealth will give it (the
+    # SHA-1 of the public key): when the answer is lost on the way, mcn cert fetch still finds it.
+    expected = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest.hex().upper()
+    form.update(public_key_identifier=expected, unconfirmed=True)
+    files[_companion(keystore, ".request.json")] = json.dumps(form, indent=2).encode()
     message = certra.generate_certificate(
         contact, csr.public_bytes(serialization.Encoding.DER), contract, services
     )
+    eid = open_key(settings, EID_SIGNATURE_KEY, pin, user)
     try:
-        eid = open_key(settings, EID_SIGNATURE_KEY, pin, user)
-        try:
-            certra.sign(message, eid)
-        finally:
-            eid.close()
+        certra.sign(message, eid)
+    finally:
+        eid.close()
+    _write_all(files)  # nothing is written before the eID signed
+    try:
         registered = certra.read_registered(certra.call(where.certra, message, where))
-    except BaseException as error:
+    except CertRaError as error:  # refused: eHealth keeps nothing, nor does mcn
         for path in files:
             path.unlink(missing_ok=True)
-        if isinstance(error, CertRaError):
-            raise refused(error) from None
-        raise
-    expected = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest.hex().upper()
+        raise refused(error) from None
+    form.pop("unconfirmed")
     if registered.public_key_identifier != expected:
         raise InvalidInput(
             "answer", "identifier", N_("eHealth registered another public key identifier than this key's")

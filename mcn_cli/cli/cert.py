@@ -146,6 +146,7 @@ class Text:
         "pending": _("pending"),
         "expired": _("expired"),
         "revoked": _("revoked"),
+        "replaced": _("replaced"),
         "unknown": _("unknown"),
     }
     fields: ClassVar[dict[str, str]] = {
