@@ -111,6 +111,8 @@ def online(sandbox, monkeypatch) -> Files:
     monkeypatch.setenv("MCN_NEW_KEYSTORE_PASSWORD", PASSWORD)
     monkeypatch.setenv("MCN_KEYSTORE_PASSWORD", PASSWORD)
     monkeypatch.setenv("MCN_ORG_PASSWORD", PASSWORD)
+    if REFERENCE.is_dir():  # the sandbox checks requests and its answers with eHealth's own schemas too
+        monkeypatch.setenv("MCN_SANDBOX_SCHEMAS", str(REFERENCE / "ehealth"))
     return sandbox
 
 
@@ -494,7 +496,8 @@ def test_the_depot_answers_an_unknown_holder_within_its_schema(online, service, 
     assert_valid(schema, wire[0].answer)
 
 
-def test_the_sandbox_faults_on_messages_the_schema_refuses(online, service):
+def test_the_sandbox_faults_on_messages_the_schema_refuses(online, service, monkeypatch):
+    monkeypatch.delenv("MCN_SANDBOX_SCHEMAS", raising=False)  # its own checks, without eHealth's files
     message = certra.get_certificate("00" * 20)
     etree.SubElement(message, q(certra.CERTRA, "Extra")).text = "x"
     with pytest.raises(certra.CertRaError) as fault:
@@ -507,6 +510,17 @@ def test_the_sandbox_faults_on_messages_the_schema_refuses(online, service):
     with pytest.raises(certra.CertRaError) as fault:
         certra.call(service.certra, certra.get_certificate("ABCD"), service)
     assert "20 bytes" in fault.value.message
+
+
+@needs_reference
+def test_with_ehealths_schemas_the_sandbox_refuses_what_only_they_see(online, service):
+    contact = certra.Contact("a@example.be", "021234567")
+    message = certra.generate_contract(contact, ANNE_ACTOR, PARC_ACTOR)
+    identifier = message.find(f".//{q(certra.COMMONS, 'Id')}")
+    del identifier.attrib["Type"]  # commons IdType: Type is required
+    with pytest.raises(certra.CertRaError) as fault:
+        certra.call(service.certra, message, service)
+    assert fault.value.code == "soapenv:Client" and "eHealth's schema" in fault.value.message
 
 
 def test_a_tampered_request_signature_is_refused(online, service):

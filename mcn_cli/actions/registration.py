@@ -39,7 +39,7 @@ from mcn_cli.ehealth import certra
 from mcn_cli.ehealth import keystore as p12
 from mcn_cli.ehealth.certificates import ORG, OT, PERSONAL, Holder
 from mcn_cli.ehealth.certra import Actor, CertRaError, Contact, Contract
-from mcn_cli.ehealth.signers import EID_KEY, EID_SIGNATURE_KEY, KeystoreSigner, Signer
+from mcn_cli.ehealth.signers import EID_KEY, EID_SIGNATURE_KEY, KeystoreSigner
 from mcn_cli.store.secure_files import write_private
 from mcn_cli.store.settings import Settings, load
 
@@ -689,6 +689,3 @@ def revoke(
         _companion(keystore, ".revocation.json"), json.dumps(record, indent=2).encode(), replace=True
     )
     return Revoked(keystore, pki, reason)
-
-
-__all__ = ["Fetched", "Requested", "Revoked", "Signer", "fetch", "pending", "request", "revoke", "status"]

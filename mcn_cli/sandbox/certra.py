@@ -2,7 +2,8 @@
 validated automatically or by hand (delivered after a delay), fetched, given an encryption token,
 revoked; the STS honours a revocation at once.
 
-Strict where the real service is (the schemas' shapes, the signatures and which key must make
+Strict where the real service is (the schemas' shapes, and eHealth's own schema files when
+``MCN_SANDBOX_SCHEMAS`` names them, the signatures and which key must make
 them, the contract sent back unchanged, the CSR's subject = the contract's DN, RSA >= 2048, one
 active certificate per DN outside its replacement window). Where the real behaviour is open
 (CERTRA.md §7) the sandbox chooses, and says so: its error codes other than
@@ -31,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import certra, ns
 from mcn_cli.ehealth.certra import (
     CERTRA,
@@ -40,7 +42,6 @@ from mcn_cli.ehealth.certra import (
     ETEE,
     ETKDEPOT,
     ETKRA,
-    PROTOCOL,
     XML_LANG,
 )
 from mcn_cli.ehealth.ns import q
@@ -349,12 +350,60 @@ def deliver_now(files: Files) -> int:
     return len(pending)
 
 
+SCHEMAS_ENV = "MCN_SANDBOX_SCHEMAS"
+SCHEMA_FILES = (
+    (CERTRA, "ehealth-etee/XSD/ehealth-certra-schema-protocol-2_0.xsd"),
+    (ETKRA, "ehealth-etee/XSD/ehealth-etkra-schema-protocol-2_0.xsd"),
+    (ETKDEPOT, "ehealth-etee/XSD/ehealth-etkdepot-schema-protocol-1_0.xsd"),
+)
+
+
+def real_schemas(folder: str | None) -> etree.XMLSchema | None:
+    """eHealth's own schemas, when ``MCN_SANDBOX_SCHEMAS`` names the folder holding eHealth's
+    layout (``ehealth-etee/XSD``, ``ehealth-commons/XSD``, ``external/XSD``): they are not part
+    of mcn, so without them the sandbox checks the shapes above alone."""
+    if not folder:
+        return None
+    from pathlib import Path
+
+    root = Path(folder).expanduser()
+    imports = "".join(
+        f'<xs:import namespace="{namespace}" schemaLocation="{(root / name).as_uri()}"/>'
+        for namespace, name in SCHEMA_FILES
+    )
+    wrapper = (
+        f'<xs:schema xmlns:xs="{ns.XS}" targetNamespace="urn:mcn:sandbox:registration">{imports}</xs:schema>'
+    )
+    try:
+        return etree.XMLSchema(etree.fromstring(wrapper.encode(), etree.XMLParser(no_network=True)))
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as error:
+        raise InvalidInput(
+            SCHEMAS_ENV,
+            "schemas",
+            N_("{folder} holds no readable eHealth schemas: {error}"),
+            folder=folder,
+            error=str(error),
+        ) from None
+
+
+def _schema_check(schema: etree.XMLSchema | None, element: etree._Element, what: str) -> None:
+    if schema is None:
+        return
+    alone = etree.fromstring(etree.tostring(element))
+    if not schema.validate(alone):
+        error = schema.error_log.last_error
+        raise Malformed(f"the {what} does not follow eHealth's schema: {error.message if error else '?'}")
+
+
 class Service:
     """The three services; ``handle`` takes a request element (the SOAP Body's child)."""
 
     def __init__(self, files: Files) -> None:
+        import os
+
         self.files = files
         self.register = Register(files)
+        self.schema = real_schemas(os.environ.get(SCHEMAS_ENV))
         ehealth = load_ca(files, "ehealth")
         self.authorities = Authorities(
             load_ca(files, "citizen").certificate, ehealth, load_ca(files, "root").certificate
@@ -375,6 +424,7 @@ class Service:
         if action != expected:
             raise Malformed(f"SOAPAction {action!r} does not name {name}")
         check_shape(request, SHAPES[request.tag])
+        _schema_check(self.schema, request, "request")
         handler: Callable[[etree._Element, dict[str, Any], datetime], etree._Element] = getattr(
             self, "_" + name.removesuffix("Request")
         )
@@ -391,6 +441,10 @@ class Service:
                     answer = self._depot_answer(request, None, error)
                 else:
                     answer = refusal(namespace or "", answer_name, request, error, now)
+            try:
+                _schema_check(self.schema, answer, "answer")
+            except Malformed as error:  # the sandbox's own bug: a server fault, not the client's
+                raise RuntimeError(str(error)) from None
             self.register.save(state)
         return answer
 
@@ -961,6 +1015,3 @@ def _info(parent: etree._Element, record: dict[str, Any], now: datetime) -> None
             _sub(contact, CERTRA_CORE, name, record["contact"][name])
     for service in record["services"]:
         _sub(info, CERTRA_CORE, "BaseServiceUsage", service)
-
-
-__all__ = ["PROTOCOL", "Malformed", "Refused", "Service", "check_shape", "deliver_now", "set_delays"]
