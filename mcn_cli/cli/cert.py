@@ -98,7 +98,6 @@ class Text:
     again = _("Again: ")
     contract_title = _("eHealth's contract ({language}); read it before you accept:")
     accept_question = _("Do you accept this contract and sign it with your eID?")
-    which = _("give one of --org, --ot or --personal")
     requested = _("keystore {keystore}\nrequest  {csr}")
     next_steps = _(
         "Next: submit the request with eHealth's certificate service (signed with your eID); when eHealth's "
@@ -169,11 +168,6 @@ class Text:
     revoked_now = _("revoked by the sandbox's CA; the request is in {path}")
     revoked_online = _("eHealth revoked {name} (public key identifier {pki}) and its encryption token")
     revocation = _("revocation request written to {path}: submit it with eHealth's certificate service")
-    no_confirmation = _("this needs --yes (or --accept) when stdin is not a terminal")
-    not_accepted = _("not accepted: nothing was sent")
-    mismatch = _("the two passwords differ")
-    need_password = _("the keystore password is needed: use --password-fd N or run in a terminal")
-    both_modes = _("--offline cannot be combined with --accept, --user, --application-id or --service")
 
 
 app = typer.Typer(help=Text.help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -261,7 +255,9 @@ def _acceptor(accept: bool) -> Any:
             return True
         if not sys.stdin.isatty():
             raise InvalidInput(
-                "accept", "confirmation", N_("this needs --yes (or --accept) when stdin is not a terminal")
+                "accept",
+                "confirmation",
+                N_("accepting the contract needs --accept when stdin is not a terminal"),
             )
         return confirm(Text.accept_question)
 
