@@ -297,8 +297,16 @@ def test_manual_validation_for_an_office_whose_manager_is_unknown(mcn, online, w
     assert result.code == 0, result.err
     assert result.json()["automatically_validated"] is False
     assert mcn("cert", "fetch", "--json").json()[0]["state"] == "pending"
+    status = mcn("cert", "status")
+    assert status.code == 0 and f"NIHII-OTD_PHARMACY={OT_NIHII}" in status.out
+    assert "IN_PROGRESS" in status.out and "manual" in status.out
     sandbox_certra.deliver_now(online)
-    assert mcn("cert", "fetch", "--json").json()[0]["state"] == "installed"
+    fetched = mcn("cert", "fetch")
+    assert (
+        fetched.code == 0
+        and "installed in" in fetched.out
+        and "published in eHealth's ETK depot" in fetched.out
+    )
     for exchange in wire:
         assert_valid(schema, exchange.sent)
         assert_valid(schema, exchange.answer)
@@ -577,3 +585,33 @@ def test_cert_show_speaks_words_and_list_names_folders(mcn, sandbox):
     assert "FOLDER" in listed.out and str(sandbox.keystores) in listed.out
     for command in ("request", "fetch", "status", "revoke", "list", "show", "install"):
         assert "[default: default]" not in mcn("cert", command, "--help").out
+
+
+@needs_reference
+def test_a_personal_request_signed_by_an_ec_eid(mcn, online, wire, schema, tmp_path):
+    result = mcn(
+        "cert",
+        "request",
+        "--personal",
+        "--niss",
+        PIETER.niss,
+        "--user",
+        PIETER.niss,
+        *CONTACT,
+        "--accept",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    assert (
+        result.json()["automatically_validated"] is True and result.json()["holder"] == f"SSIN={PIETER.niss}"
+    )
+    generate = next(e for e in wire if e.name == "GenerateCertificateRequest")
+    method = generate.sent.find(f".//{q(ns.DS, 'SignatureMethod')}").get("Algorithm")
+    assert method == ns.ECDSA_SHA256  # Pieter's card holds EC keys
+    assert_valid(schema, generate.sent)
+    element = f"{certra.CERTRA}:GenerateCertificateRequest"
+    assert xmlsec1_verifies(generate.request, element, eid(online, PIETER.niss, "-signature"), tmp_path)
+    contract = next(e for e in wire if e.name == "GenerateContractRequest").answer
+    dn = contract.findtext(f"{q(certra.CERTRA, 'Contract')}/{q(certra.CERTRA_CORE, 'DN')}")
+    assert "OU=PIETER CLAES" in dn and f"CN=SSIN\\={PIETER.niss}" in dn
+    assert mcn("cert", "fetch", "--json").json()[0]["state"] == "installed"
