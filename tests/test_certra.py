@@ -615,3 +615,22 @@ def test_a_personal_request_signed_by_an_ec_eid(mcn, online, wire, schema, tmp_p
     dn = contract.findtext(f"{q(certra.CERTRA, 'Contract')}/{q(certra.CERTRA_CORE, 'DN')}")
     assert "OU=PIETER CLAES" in dn and f"CN=SSIN\\={PIETER.niss}" in dn
     assert mcn("cert", "fetch", "--json").json()[0]["state"] == "installed"
+
+
+@needs_reference
+def test_an_application_id_gives_a_second_certificate_of_its_own(mcn, online, wire, schema):
+    assert request_parc(mcn).code == 0
+    second = request_parc(mcn, "--application-id", "BATCH-1", "--service", "consultrn")
+    assert second.code == 0, second.err
+    assert Path(second.json()["keystore"]).name == f"NIHII-PHARMACY={PARC.nihii}.BATCH-1.p12"
+    fetched = mcn("cert", "fetch", "--json")
+    assert fetched.code == 0, fetched.err
+    assert sorted(r["state"] for r in fetched.json()) == ["installed", "installed"]
+    leaf = x509.load_pem_x509_certificates(Path(second.json()["keystore"]).with_suffix(".crt").read_bytes())[
+        0
+    ]
+    assert leaf.subject.rfc4514_string().startswith(f"CN=NIHII-PHARMACY={PARC.nihii}\\, BATCH-1,")
+    assert "OU=BATCH-1,O=Federal Government" in leaf.subject.rfc4514_string()
+    for exchange in wire:
+        assert_valid(schema, exchange.sent)
+        assert_valid(schema, exchange.answer)

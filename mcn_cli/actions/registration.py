@@ -212,9 +212,9 @@ class Existing:
     replacement_start: datetime
 
 
-def existing(folder: Path, holder: Holder) -> Existing | None:
-    """An installed certificate for ``holder`` in the keystore folder (valid, not revoked)."""
-    keystore = folder / f"{holder.label}.p12"
+def existing(folder: Path, base: str) -> Existing | None:
+    """An installed certificate in the keystore ``<base>.p12`` (valid, not revoked)."""
+    keystore = folder / f"{base}.p12"
     crt = _companion(keystore, ".crt")
     if not crt.exists():
         return None
@@ -277,8 +277,11 @@ def request(
             "service", "choice", N_("base services are {choices}"), choices=", ".join(certra.BASE_SERVICES)
         )
     now = datetime.now(UTC)
-    found = existing(folder, holder)
-    keystore = folder / f"{holder.label}.p12"
+    # one keystore per certificate: NIHII-PHARMACY=27150201.p12, or with an application id
+    # NIHII-PHARMACY=27150201.APP1.p12 (several certificates for one organisation)
+    base = f"{holder.label}.{application_id}" if application_id else holder.label
+    found = existing(folder, base)
+    keystore = folder / f"{base}.p12"
     if found is not None:
         if now < found.replacement_start:
             raise InvalidInput(
@@ -287,11 +290,11 @@ def request(
                 N_(
                     "{label} has a certificate valid until {end}: a replacement may be requested from {start}"
                 ),
-                label=holder.label,
+                label=base,
                 end=found.not_after.date(),
                 start=found.replacement_start.date(),
             )
-        keystore = folder / f"{holder.label}.next.p12"
+        keystore = folder / f"{base}.next.p12"
     if keystore.exists():
         raise InvalidInput(
             "keystore",
