@@ -42,6 +42,7 @@ def request_org(mcn, nihii=PARC.nihii, kbo=PARC.kbo, name=PARC.name, password=PA
         return mcn(
             "cert",
             "request",
+            "--offline",
             "--org",
             "--nihii",
             nihii,
@@ -96,6 +97,7 @@ def test_personal_request(mcn, sandbox, keystores):
     result = mcn(
         "cert",
         "request",
+        "--offline",
         "--personal",
         "--niss",
         "75.02.15-046.26",
@@ -128,7 +130,7 @@ def test_personal_request(mcn, sandbox, keystores):
 )
 def test_bad_requests_write_nothing(mcn, sandbox, keystores, args, needle):
     fd = pipe(PASSWORD)
-    result = mcn("cert", "request", *args, "--password-fd", str(fd))
+    result = mcn("cert", "request", "--offline", *args, "--password-fd", str(fd))
     os.close(fd)
     assert result.code == ExitStatus.BAD_INPUT and needle in result.err
     assert not keystores.exists() or not list(keystores.iterdir())
@@ -166,6 +168,7 @@ def test_full_disk_leaves_no_half_written_keystore(sandbox, mcn_home, keystores)
             "mcn_cli",
             "cert",
             "request",
+            "--offline",
             "--org",
             "--nihii",
             PARC.nihii,
@@ -265,7 +268,7 @@ def test_install_refusals(mcn, sandbox, keystores, tmp_path):
     assert incomplete.code == ExitStatus.BAD_INPUT and "no issuer certificate" in incomplete.err
     fd = pipe(PASSWORD)
     other = mcn(
-        "cert", "request", "--personal", "--niss", ANNE.niss, "--password-fd", str(fd), "--json"
+        "cert", "request", "--offline", "--personal", "--niss", ANNE.niss, "--password-fd", str(fd), "--json"
     ).json()
     os.close(fd)
     mismatch = install(mcn, Path(other["issued"]), PASSWORD, "--keystore", requested["keystore"])
@@ -302,9 +305,9 @@ def test_revocation_in_the_sandbox_makes_the_sts_refuse(mcn, sandbox, monkeypatc
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     keystore = sandbox.personal_keystore(ANNE.niss)
     assert mcn("login", "--fallback", str(keystore)).code == 0
-    unconfirmed = mcn("cert", "revoke", str(keystore))
+    unconfirmed = mcn("cert", "revoke", "--offline", str(keystore))
     assert unconfirmed.code == ExitStatus.BAD_INPUT and "--yes" in unconfirmed.err
-    result = mcn("cert", "revoke", str(keystore), "--reason", "card lost", "--yes", "--json")
+    result = mcn("cert", "revoke", "--offline", str(keystore), "--reason", "card lost", "--yes", "--json")
     assert result.code == 0 and result.json()["revoked"] is True
     assert mcn("cert", "show", str(keystore), "--json").json()["state"] == "revoked"
     refused = mcn("login", "--fallback", str(keystore), "--session", "again")

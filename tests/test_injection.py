@@ -121,7 +121,7 @@ def _request(mcn, name: str, *extra: str):
     os.close(write)
     try:
         return mcn(
-            "cert", "request", "--org", "--nihii", PARC.nihii, "--kbo", PARC.kbo, "--name", name,
+            "cert", "request", "--offline", "--org", "--nihii", PARC.nihii, "--kbo", PARC.kbo, "--name", name,
             "--password-fd", str(read), *extra,
         )  # fmt: skip
     finally:

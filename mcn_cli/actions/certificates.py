@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptography import x509
 
 from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import certificates as certs
 from mcn_cli.ehealth import keystore as p12
 from mcn_cli.ehealth.certificates import Holder
@@ -20,7 +21,7 @@ from mcn_cli.store import paths
 from mcn_cli.store.secure_files import write_private
 from mcn_cli.store.settings import Settings, load
 
-WARN_DAYS = 60
+WARN_DAYS = 90  # eHealth's replacement window: a new certificate may be asked in the last 3 months
 MIN_PASSWORD = 8
 
 Password = Callable[[], str]
@@ -48,7 +49,7 @@ def _write_all(files: dict[Path, bytes]) -> None:
         for path in written:
             path.unlink(missing_ok=True)
         raise InvalidInput(
-            "keystore", "exists", f"{error.filename} exists already: move it away first"
+            "keystore", "exists", N_("{path} exists already: move it away first"), path=error.filename
         ) from None
     except OSError as error:
         for path in written:
@@ -56,7 +57,9 @@ def _write_all(files: dict[Path, bytes]) -> None:
         raise InvalidInput(
             "keystore",
             "write",
-            f"cannot write in {next(iter(files)).parent}: {error.strerror}; nothing was kept",
+            N_("cannot write in {folder}: {reason}; nothing was kept"),
+            folder=next(iter(files)).parent,
+            reason=error.strerror,
         ) from None
 
 
@@ -95,12 +98,22 @@ def request(
     folder = folder or keystore_dir(settings)
     keystore = folder / f"{holder.label}.p12"
     if keystore.exists():
-        raise InvalidInput("keystore", "exists", f"{keystore} exists already: move it away first")
+        raise InvalidInput(
+            "keystore", "exists", N_("{path} exists already: move it away first"), path=keystore
+        )
     secret = password()
     if len(secret) < MIN_PASSWORD:
-        raise InvalidInput("password", "length", f"must have at least {MIN_PASSWORD} characters")
+        raise InvalidInput(
+            "password", "length", N_("must have at least {count} characters"), count=MIN_PASSWORD
+        )
     if key_type not in certs.KEY_TYPES:
-        raise InvalidInput("key", "choice", f"must be one of {', '.join(certs.KEY_TYPES)}, got {key_type!r}")
+        raise InvalidInput(
+            "key",
+            "choice",
+            N_("must be one of {choices}, got {value!r}"),
+            choices=", ".join(certs.KEY_TYPES),
+            value=key_type,
+        )
     key = certs.new_key(key_type)
     csr = certs.signing_request(key, holder)
     form = {
@@ -161,36 +174,50 @@ def install(
         chain_in_file = certs.load_certificates(certificate_file.read_bytes())
     except OSError as error:
         raise InvalidInput(
-            "certificate", "unreadable", f"cannot read {certificate_file}: {error.strerror}"
+            "certificate",
+            "unreadable",
+            N_("cannot read {path}: {reason}"),
+            path=certificate_file,
+            reason=error.strerror,
         ) from None
     leaf = chain_in_file[0]
     holder = certs.holder_of(leaf)
     if holder is None:
         raise InvalidInput(
-            "certificate", "subject", "not an eHealth certificate (CN=NIHII-PHARMACY=..., SSIN=...)"
+            "certificate", "subject", N_("not an eHealth certificate (CN=NIHII-PHARMACY=..., SSIN=...)")
         )
     keystore = keystore or keystore_dir(settings) / f"{holder.label}.p12"
     try:
         data = p12.read_file(keystore)  # a regular file of sane size, never a FIFO or /dev/zero
     except p12.KeystoreUnreadable as error:
         if error.rule == "missing":
-            raise InvalidInput("keystore", "missing", f"no keystore {keystore}: give --keystore") from None
+            raise InvalidInput(
+                "keystore", "missing", N_("no keystore {path}: give --keystore"), path=keystore
+            ) from None
         raise
     try:
         store = p12.read(data, password())
     except p12.KeystoreError as error:
-        raise AuthenticationNeeded(f"keystore {keystore.name}: {error}") from None
+        raise AuthenticationNeeded(
+            N_("keystore {name}: {error}"), name=keystore.name, error=str(error)
+        ) from None
     entry = store.get("authentication")
     if entry is None:
-        raise InvalidInput("keystore", "alias", f"{keystore.name} has no key under alias 'authentication'")
+        raise InvalidInput(
+            "keystore", "alias", N_("{name} has no key under alias 'authentication'"), name=keystore.name
+        )
     if not certs.same_key(leaf, entry.private_key):
-        raise InvalidInput("certificate", "key", f"the certificate does not match the key in {keystore.name}")
+        raise InvalidInput(
+            "certificate", "key", N_("the certificate does not match the key in {name}"), name=keystore.name
+        )
     expected = _request_holder(keystore)
     if expected is not None and expected.label != holder.label:
         raise InvalidInput(
             "certificate",
             "subject",
-            f"the certificate is for {holder.label}, the request was for {expected.label}",
+            N_("the certificate is for {label}, the request was for {expected}"),
+            label=holder.label,
+            expected=expected.label,
         )
     chain = certs.verify_chain(leaf, chain_in_file[1:], _trusted(settings), datetime.now(UTC))
     encryption_key = certs.new_key()
@@ -212,7 +239,9 @@ def install(
         write_private(_companion(keystore, ".crt"), b"".join(certs.pem(c) for c in [leaf, *chain]))
         write_private(etk_path, etk)
     except OSError as error:
-        raise InvalidInput("keystore", "write", f"cannot write {keystore}: {error.strerror}") from None
+        raise InvalidInput(
+            "keystore", "write", N_("cannot write {path}: {reason}"), path=keystore, reason=error.strerror
+        ) from None
     return Installed(keystore, holder, leaf.not_valid_after_utc, encryption.serial_number, etk_path)
 
 
@@ -229,7 +258,7 @@ def _request_holder(keystore: Path) -> Holder | None:
 class Listed:
     name: str
     keystore: Path
-    state: str  # "installed", "requested", "expired", "revoked", "unknown"
+    state: str  # "installed", "requested", "pending", "expired", "revoked", "replaced", "unknown"
     holder: Holder | None
     subject: str | None
     issuer: str | None
@@ -270,7 +299,9 @@ def describe(keystore: Path, revoked: set[int]) -> Listed:
     if crt.exists():
         leaf = certs.load_certificates(crt.read_bytes())[0]
         state = "installed"
-        if leaf.serial_number in revoked:
+        if keystore.stem.endswith(".previous"):
+            state = "replaced"  # a renewal took its place (mcn cert fetch): not warned of
+        elif leaf.serial_number in revoked or _revoked_online(keystore):
             state = "revoked"
         elif leaf.not_valid_after_utc <= datetime.now(UTC):
             state = "expired"
@@ -285,7 +316,25 @@ def describe(keystore: Path, revoked: set[int]) -> Listed:
             leaf.not_valid_after_utc,
         )
     state = "requested" if _companion(keystore, ".csr").exists() else "unknown"
+    if state == "requested" and _online(keystore):
+        state = "pending"  # registered at eHealth: mcn cert fetch
     return Listed(keystore.stem, keystore, state, _request_holder(keystore), None, None, None, None)
+
+
+def _revoked_online(keystore: Path) -> bool:
+    try:
+        return bool(json.loads(_companion(keystore, ".revocation.json").read_text()).get("revoked"))
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
+
+
+def _online(keystore: Path) -> bool:
+    try:
+        return bool(
+            json.loads(_companion(keystore, ".request.json").read_text()).get("public_key_identifier")
+        )
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
 
 
 def list_keystores(settings: Settings | None = None) -> list[Listed]:
@@ -307,7 +356,7 @@ def find(name: str, settings: Settings | None = None) -> Listed:
     for listed in list_keystores(settings):
         if name in (listed.name, listed.keystore.name):
             return listed
-    raise InvalidInput("keystore", "unknown", f"no keystore {name!r} (see mcn cert list)")
+    raise InvalidInput("keystore", "unknown", N_("no keystore {name!r} (see mcn cert list)"), name=name)
 
 
 @dataclass(frozen=True)
@@ -320,10 +369,13 @@ def revoke(listed: Listed, reason: str, settings: Settings | None = None) -> Rev
     settings = settings or load()
     if listed.serial is None:
         raise InvalidInput(
-            "keystore", "no-certificate", f"{listed.name} has no installed certificate to revoke"
+            "keystore",
+            "no-certificate",
+            N_("{name} has no installed certificate to revoke"),
+            name=listed.name,
         )
     if listed.state == "revoked":
-        raise InvalidInput("keystore", "revoked", f"{listed.name} is revoked already")
+        raise InvalidInput("keystore", "revoked", N_("{name} is revoked already"), name=listed.name)
     form = {
         "serial": listed.serial,
         "subject": listed.subject,

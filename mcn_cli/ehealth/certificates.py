@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from mcn_cli.domain.errors import InvalidInput
+from mcn_cli.domain.messages import N_
 from mcn_cli.domain.text import check_text
 
 ORG = "NIHII-PHARMACY"
@@ -30,7 +31,7 @@ def check_name(name: str, field: str = "name") -> str:
     check_text(field, name, max_length=NAME_MAX, why="X.520 upper bound of a name in a certificate")
     check_text(field, name.upper(), max_length=NAME_MAX, why="X.520 upper bound, once upper-cased")
     if not name.strip():
-        raise InvalidInput(field, "empty", "must not be blank")
+        raise InvalidInput(field, "empty", N_("must not be blank"))
     return name
 
 
@@ -109,7 +110,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise InvalidInput("certificate", "format", "not an X.509 certificate (PEM or DER)") from None
+        raise InvalidInput("certificate", "format", N_("not an X.509 certificate (PEM or DER)")) from None
 
 
 def same_key(certificate: x509.Certificate, key: Any) -> bool:
@@ -130,7 +131,10 @@ def verify_chain(
     for _ in range(8):
         if not current.not_valid_before_utc <= now <= current.not_valid_after_utc:
             raise InvalidInput(
-                "certificate", "validity", f"{current.subject.rfc4514_string()} is not valid today"
+                "certificate",
+                "validity",
+                N_("{subject} is not valid today"),
+                subject=current.subject.rfc4514_string(),
             )
         if current in trusted:
             return chain
@@ -139,17 +143,21 @@ def verify_chain(
             raise InvalidInput(
                 "certificate",
                 "chain",
-                f"no issuer certificate for {current.issuer.rfc4514_string()}: add the chain to the file",
+                N_("no issuer certificate for {issuer}: add the chain to the file"),
+                issuer=current.issuer.rfc4514_string(),
             )
         try:
             current.verify_directly_issued_by(issuer)
         except Exception:  # InvalidSignature, ValueError, TypeError
             raise InvalidInput(
-                "certificate", "chain", f"{current.subject.rfc4514_string()} has a bad signature"
+                "certificate",
+                "chain",
+                N_("{subject} has a bad signature"),
+                subject=current.subject.rfc4514_string(),
             ) from None
         chain.append(issuer)
         current = issuer
-    raise InvalidInput("certificate", "chain", "the chain does not end at a trusted root")
+    raise InvalidInput("certificate", "chain", N_("the chain does not end at a trusted root"))
 
 
 def encryption_certificate(

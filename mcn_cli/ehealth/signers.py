@@ -24,6 +24,7 @@ from mcn_cli.ehealth import ns
 
 EID_TOKEN = "BELPIC"
 EID_KEY = "Authentication"
+EID_SIGNATURE_KEY = "Signature"  # the eID's non-repudiation key (CertRA's GenerateCertificate, Revoke)
 KEYSTORE_ALIAS = "authentication"
 
 DEFAULT_MODULES = {
@@ -239,8 +240,10 @@ def open_eid(
     *,
     user_niss: str | None = None,
     warn: Callable[[Message], None] = lambda message: None,
+    key_label: str = EID_KEY,
 ) -> Pkcs11Signer:
-    """Open the eID (token ``BELPIC``) and log in. ``pin`` is called only when the reader has no
+    """Open the eID (token ``BELPIC``) and log in; its key ``key_label`` (``Authentication``, or
+    ``Signature``) signs. ``pin`` is called only when the reader has no
     PIN pad (protected authentication path); a PIN that is not 4 to 12 ASCII digits is refused
     (exit 2) before the card sees it. A card already locked is refused before any PIN is asked;
     one with a single try left is announced through ``warn`` (FINAL_TRY_WARNING) before the PIN
@@ -294,16 +297,18 @@ def open_eid(
     except (p11.PinLenRange, p11.PinInvalid):
         raise AuthenticationNeeded(N_("the eID PIN has the wrong form (4 to 12 digits)")) from None
     try:
-        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=EID_KEY)
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
         certificate = next(
             x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
             for obj in session.get_objects(
-                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: EID_KEY}
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: key_label}
             )
         )
     except (p11.NoSuchKey, p11.MultipleObjectsReturned, StopIteration):
         session.close()
-        raise AuthenticationNeeded(N_("the eID card has no Authentication key and certificate")) from None
+        raise AuthenticationNeeded(
+            N_("the eID card has no {key} key and certificate"), key=key_label
+        ) from None
     if key.key_type not in (KeyType.RSA, KeyType.EC):
         session.close()
         raise AuthenticationNeeded(N_("the eID key is neither RSA nor EC"))

@@ -28,6 +28,7 @@ SAML_ACTIONS = (
     "urn:be:fgov:ehealth:sts:protocol:v1:RequestSecureToken",
 )
 WSTRUST_ACTIONS = (wstrust.SOAP_ACTION, wstrust.CHALLENGE_ACTION)
+REGISTRATION_PATHS = ("/CertRa/v2", "/EtkRa/v2", "/EtkDepot/v1")  # CERTRA.md §1
 HEALTH_PATH = "/health"
 MAX_BODY = 2 * 1024 * 1024
 
@@ -60,12 +61,14 @@ class Sandbox:
             STS_PATHS["saml"]: self.sts_saml,
             STS_PATHS["wstrust"]: self.sts_wstrust,
             INSURABILITY_PATH: self.insurability,
+            **{path: self.registration(path) for path in REGISTRATION_PATHS},
         }
         self.throttle = insurability.Throttle()
         self.trust = sts_trust(files)
         self.challenges = sts.Challenges()
         self.authority = sts.Authority.load(files)  # keys loaded once; revocations read per request
         self.secret = hashlib.sha256(files.ca_key("sts").read_bytes()).digest()
+        self.certra: Any = None  # the registration services, made at their first request
 
     def insurability(self, body: bytes, headers: dict[str, str]) -> Reply:
         now = datetime.now(UTC)
@@ -89,6 +92,29 @@ class Sandbox:
             return fault_reply("wsse:InvalidSecurity", f"security check failed: {error}")
         except insurability.Rejected as error:
             return fault_reply(error.code, str(error))
+
+    def registration(self, path: str) -> Service:
+        """CertRA v2, EtkRA v2 or the ETK depot (sandbox/certra.py): the Body's one element."""
+
+        def serve(body: bytes, headers: dict[str, str]) -> Reply:
+            from mcn_cli.ehealth import ns, xmldsig
+            from mcn_cli.sandbox import certra
+
+            if self.certra is None:
+                self.certra = certra.Service(self.files)
+            try:
+                root = xmldsig.parse(body)
+                if root.tag != f"{{{ns.SOAP}}}Envelope":
+                    raise certra.Malformed("not a SOAP 1.1 envelope")
+                bodies = root.findall(f"{{{ns.SOAP}}}Body")
+                children = [c for c in bodies[0] if isinstance(c.tag, str)] if len(bodies) == 1 else []
+                if len(children) != 1:
+                    raise certra.Malformed("the SOAP Body must hold one request")
+                return soap_reply(self.certra.handle(path, _action(headers), children[0]))
+            except (certra.Malformed, SignatureInvalid) as error:
+                return fault_reply("soapenv:Client", str(error))
+
+        return serve
 
     def sts_saml(self, body: bytes, headers: dict[str, str]) -> Reply:
         if _action(headers) not in SAML_ACTIONS:

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from mcn_cli.domain.messages import N_
 from mcn_cli.domain.pin import check_pin
+from mcn_cli.ehealth.signers import EID_KEY, EID_SIGNATURE_KEY
 from mcn_cli.ehealth.trust import EHEALTH_OU
 from mcn_cli.sandbox import pki, softhsm, world
 from mcn_cli.sandbox.pki import SANDBOX_PASSWORD, Issued
@@ -98,6 +100,9 @@ def _make_pki(files: Files) -> None:
             )
             pki.write_certificate(files.root / "eid" / f"{person.niss}.pem", card.certificate)
             pki.write_key(files.root / "eid" / f"{person.niss}.key", card.key)
+            signature = eid_signature(person.niss, person.first, person.last, person.eid, citizen)
+            pki.write_certificate(files.root / "eid" / f"{person.niss}-signature.pem", signature.certificate)
+            pki.write_key(files.root / "eid" / f"{person.niss}-signature.key", signature.key)
     ot = pki.ehealth_subject("NIHII-OTD_PHARMACY", world.OT_NIHII, world.OT_NAME.upper())
     _keystore(files.ot_keystore(), pki.issue(ot, pki.rsa_key(), ehealth, client=True), chain)
     expired = pki.issue(
@@ -121,12 +126,47 @@ def personal_subject(niss: str, holder: str) -> x509.Name:
     )
 
 
-def cards(files: Files) -> list[tuple[object, x509.Certificate]]:
-    return [
-        (
-            pki.load_key(files.root / "eid" / f"{p.niss}.key"),
-            pki.load_certificate(files.root / "eid" / f"{p.niss}.pem"),
+def eid_signature(niss: str, first: str, last: str, kind: str, citizen: Issued) -> Issued:
+    """The eID's second key, ``Signature`` (non-repudiation), as a Belgian eID carries it beside
+    ``Authentication``: its certificate names the same person and allows nonRepudiation only."""
+    key = pki.rsa_key() if kind == "rsa" else pki.ec_key()
+    start = datetime.now(UTC) - timedelta(days=1)
+    subject = pki.name(
+        (NameOID.COUNTRY_NAME, "BE"),
+        (NameOID.COMMON_NAME, f"{first} {last} (Signature)"),
+        (NameOID.SURNAME, last),
+        (NameOID.GIVEN_NAME, first),
+        (NameOID.SERIAL_NUMBER, niss),
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(citizen.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=10 * 365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, True, False, False, False, False, False, False, False), critical=True
         )
+        .sign(citizen.key, hashes.SHA256())
+    )
+    return Issued(key, certificate)
+
+
+def cards(files: Files) -> list[list[tuple[str, object, x509.Certificate]]]:
+    """Per card: its keys by PKCS#11 label (Authentication, Signature) with their certificates."""
+    folder = files.root / "eid"
+    return [
+        [
+            (EID_KEY, pki.load_key(folder / f"{p.niss}.key"), pki.load_certificate(folder / f"{p.niss}.pem")),
+            (
+                EID_SIGNATURE_KEY,
+                pki.load_key(folder / f"{p.niss}-signature.key"),
+                pki.load_certificate(folder / f"{p.niss}-signature.pem"),
+            ),
+        ]
         for p in world.PEOPLE
         if p.eid
     ]

@@ -1,5 +1,6 @@
 """The sandbox eID: SoftHSM2 tokens labelled BELPIC, one per test pharmacist with a card,
-each holding an ``Authentication`` private key and certificate, as a Belgian eID does."""
+each holding an ``Authentication`` and a ``Signature`` private key with their certificates, as a
+Belgian eID does."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcn_cli.domain.errors import InvalidInput
 from mcn_cli.domain.messages import N_, Message
 from mcn_cli.domain.pin import check_pin
-from mcn_cli.ehealth.signers import EID_KEY, EID_TOKEN, pkcs11_library
+from mcn_cli.ehealth.signers import EID_TOKEN, pkcs11_library
 
 MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -107,8 +108,9 @@ def pin_works(folder: Path, pin: str) -> bool:
     return True
 
 
-def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificate]]) -> None:
-    """(Re)create one BELPIC token per (key, certificate)."""
+def create_tokens(folder: Path, pin: str, cards: list[list[tuple[str, Any, x509.Certificate]]]) -> None:
+    """(Re)create one BELPIC token per card: each (label, key, certificate) of the card as a
+    private key and its certificate under that label (Authentication, Signature)."""
     from pkcs11 import Attribute, CertificateType, ObjectClass
     from pkcs11.util.ec import decode_ec_private_key
     from pkcs11.util.rsa import decode_rsa_private_key
@@ -126,39 +128,40 @@ def create_tokens(folder: Path, pin: str, cards: list[tuple[Any, x509.Certificat
     for _ in cards:
         _initialise_free_token(library, path, pin)
     tokens = sorted(library.get_tokens(token_label=EID_TOKEN), key=lambda t: t.serial)
-    for token, (key, certificate) in zip(tokens, cards, strict=True):
+    for token, card in zip(tokens, cards, strict=True):
         with token.open(user_pin=pin, rw=True) as session:
-            der = key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-            if isinstance(key, rsa.RSAPrivateKey):
-                attributes = decode_rsa_private_key(der)
-            elif isinstance(key, ec.EllipticCurvePrivateKey):
-                attributes = decode_ec_private_key(der)
-            else:
-                raise InvalidInput("key", "type", N_("RSA or EC only"))
-            attributes.update(
-                {
-                    Attribute.TOKEN: True,
-                    Attribute.PRIVATE: True,
-                    Attribute.SENSITIVE: True,
-                    Attribute.SIGN: True,
-                    Attribute.LABEL: EID_KEY,
-                    Attribute.ID: b"\x02",
-                }
-            )
-            session.create_object(attributes)
-            session.create_object(
-                {
-                    Attribute.CLASS: ObjectClass.CERTIFICATE,
-                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-                    Attribute.TOKEN: True,
-                    Attribute.PRIVATE: False,
-                    Attribute.LABEL: EID_KEY,
-                    Attribute.ID: b"\x02",
-                    Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER),
-                    Attribute.SUBJECT: certificate.subject.public_bytes(),
-                }
-            )
+            for number, (label, key, certificate) in enumerate(card, start=2):  # BELPIC: 2, 3
+                der = key.private_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                )
+                if isinstance(key, rsa.RSAPrivateKey):
+                    attributes = decode_rsa_private_key(der)
+                elif isinstance(key, ec.EllipticCurvePrivateKey):
+                    attributes = decode_ec_private_key(der)
+                else:
+                    raise InvalidInput("key", "type", N_("RSA or EC only"))
+                attributes.update(
+                    {
+                        Attribute.TOKEN: True,
+                        Attribute.PRIVATE: True,
+                        Attribute.SENSITIVE: True,
+                        Attribute.SIGN: True,
+                        Attribute.LABEL: label,
+                        Attribute.ID: bytes([number]),
+                    }
+                )
+                session.create_object(attributes)
+                session.create_object(
+                    {
+                        Attribute.CLASS: ObjectClass.CERTIFICATE,
+                        Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                        Attribute.TOKEN: True,
+                        Attribute.PRIVATE: False,
+                        Attribute.LABEL: label,
+                        Attribute.ID: bytes([number]),
+                        Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER),
+                        Attribute.SUBJECT: certificate.subject.public_bytes(),
+                    }
+                )

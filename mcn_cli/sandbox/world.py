@@ -51,7 +51,7 @@ OT_NAME = "Office de tarification Test"
 
 DEFAULT_PIN = "1234"
 
-LAYOUT = "2"  # bumped when the sandbox's PKI changes shape: mcn sandbox init then re-creates it
+LAYOUT = "3"  # bumped when the sandbox's PKI changes shape: mcn sandbox init then re-creates it
 STS_SIGNER = "mcn sandbox STS"  # the CN of the sandbox STS's signing certificate
 
 
