@@ -272,6 +272,7 @@ def test_machine_output_is_the_same_in_every_language(mcn, sandbox, monkeypatch,
 
     def stable(text: str) -> str:  # times, record ids and tokens differ from run to run
         text = re.sub(r"\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)?", "<time>", text)
+        text = re.sub(r"/(en|fr|nl)/data/", "/<home>/data/", text)  # each language its own home
         return re.sub(
             r'"(\w*(id|seconds|left|hash|mac|chain|key|token|pharmacy|approval|seed|ot_check|reference|head|patient|record|actor|bytes)'
             r'\w*)": ("[^"]*"|\d+)',
