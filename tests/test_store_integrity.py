@@ -127,6 +127,7 @@ def _old_record(cache: CommitmentCache, state: str = "open") -> str:
     return record.id
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_schema_2_database_is_upgraded_and_its_records_resealed_on_the_next_write(mcn):
     """SQLite's own schema upgrade (PostgreSQL's schema changes are mcn store migrate's)."""
     cache = open_cache()
