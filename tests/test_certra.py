@@ -577,6 +577,86 @@ def test_the_challenge_is_decrypted_and_checked():
         certra.solve_challenge(good[:-1] + b"\0", key)
 
 
+@needs_reference
+def test_a_failing_depot_does_not_lose_the_registered_encryption_key(mcn, online, monkeypatch):
+    """The depot lookup only checks: once EtkRA registered the ETK, its key reaches the keystore
+    even when the depot is down (else the ETK would stand at eHealth with its key thrown away)."""
+    from mcn_cli.domain.errors import ServiceUnavailable
+    from mcn_cli.domain.messages import N_
+
+    assert request_parc(mcn).code == 0
+    real = certra.call
+
+    def depot_down(url, element, where):
+        if url == where.depot:
+            raise ServiceUnavailable(N_("eHealth's certificate service failed: {reason}"), reason="down")
+        return real(url, element, where)
+
+    monkeypatch.setattr(certra, "call", depot_down)
+    fetched = mcn("cert", "fetch", "--json")
+    assert fetched.code == 0, fetched.err
+    (result,) = fetched.json()
+    assert result["state"] == "installed" and result["etk_in_depot"] is False
+    keystore = p12.read(Path(result["keystore"]).read_bytes(), PASSWORD)
+    assert keystore.get(result["encryption_serial"]) is not None
+
+
+@needs_reference
+def test_fetch_from_cron_goes_on_past_a_request_ehealth_refuses(mcn, online):
+    """One pending request eHealth will not deliver (refused by its support, or never received)
+    must not keep the others from being fetched; it is said, and the exit status is its."""
+    requested = request_parc(mcn)
+    assert requested.code == 0, requested.err
+    folder = Path(requested.json()["keystore"]).parent
+    (folder / "AAA.p12").write_bytes(b"not a keystore")  # sorts first
+    (folder / "AAA.request.json").write_text(
+        json.dumps({"public_key_identifier": "00" * 20, "type": "NIHII-PHARMACY", "number": "62599147"})
+    )
+    fetched = mcn("cert", "fetch", "--json")
+    assert fetched.code == ExitStatus.POLICY_REFUSED, fetched.err
+    assert "AAA.p12" in fetched.err and "CERT_NOT_FOUND" in fetched.err
+    states = {Path(r["keystore"]).name: r["state"] for r in fetched.json()}
+    assert states == {"AAA.p12": "error", f"NIHII-PHARMACY={PARC.nihii}.p12": "installed"}
+    again = mcn("cert", "fetch")
+    assert again.code == ExitStatus.POLICY_REFUSED and "AAA.p12" in again.err
+
+
+def test_not_yet_delivered_is_seen_among_several_errors():
+    """GetCertificate's refusal may list several errors; CERT_NOT_YET_DELIVERED anywhere among
+    them means pending, as the connector reads it (RaUtils.getErrorCodes)."""
+    now = datetime.now(UTC)
+    first = sandbox_certra.Refused("SOME_OTHER", "first")
+    answer = sandbox_certra.refusal(certra.CERTRA, "GetCertificateResponse", None, first, now)
+    errors = answer.find(f".//{q(certra.ETEE, 'EteeStatusDetail')}")
+    second = etree.SubElement(errors, "Errors")
+    etree.SubElement(second, "Code").text = certra.NOT_YET_DELIVERED
+    etree.SubElement(second, "Message").text = "not yet"
+    with pytest.raises(certra.CertRaError) as pending:
+        certra.read_certificates(answer)
+    assert pending.value.code == certra.NOT_YET_DELIVERED
+    errors.remove(second)
+    with pytest.raises(certra.CertRaError) as other:
+        certra.read_certificates(answer)
+    assert (other.value.code, other.value.message) == ("SOME_OTHER", "first")
+
+
+def test_the_challenge_hash_covers_the_serial_only_when_the_nonce_is_longer():
+    """The connector (CertificateUtils.obtainSerialNumber) takes the first 16 clear bytes as the
+    serial and checks the SHA-256 of those 16 bytes, whatever follows them in the clear nonce."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = pki.rsa_key()
+    serial = bytes.fromhex("7f02030405060708090a0b0c0d0e0f10")
+    nonce = serial + bytes(range(16))
+    challenge = key.public_key().encrypt(nonce, padding.PKCS1v15()) + hashlib.sha256(serial).digest()
+    assert certra.solve_challenge(challenge, key) == int.from_bytes(serial, "big")
+    whole = key.public_key().encrypt(nonce, padding.PKCS1v15()) + hashlib.sha256(nonce).digest()
+    with pytest.raises(certra.CertRaError):
+        certra.solve_challenge(whole, key)
+
+
 def test_cert_show_speaks_words_and_list_names_folders(mcn, sandbox):
     shown = mcn("cert", "show", str(sandbox.org_keystore(PARC.nihii)))
     assert shown.code == 0, shown.err

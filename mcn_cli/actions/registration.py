@@ -32,7 +32,7 @@ from mcn_cli.actions.certificates import (
     _write_all,
     keystore_dir,
 )
-from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput, PolicyRefused
+from mcn_cli.domain.errors import AuthenticationNeeded, InvalidInput, PolicyRefused, ServiceUnavailable
 from mcn_cli.domain.messages import N_
 from mcn_cli.ehealth import certificates as certs
 from mcn_cli.ehealth import certra
@@ -607,7 +607,9 @@ def register_etk(
                 where,
             )
         )
-    except CertRaError:
+    except (CertRaError, ServiceUnavailable):
+        # only a check: the ETK is registered already, its key must reach the keystore whatever
+        # the depot says (a depot down or failing is "not yet in the depot", not a failed fetch)
         published = b""
     return encryption_key, built, token, published == token
 

@@ -415,33 +415,53 @@ def fetch(
     json: Json = False,
 ) -> None:
     from mcn_cli.actions import certificates, registration
+    from mcn_cli.cli.errors import human, status_for
+    from mcn_cli.domain.errors import McnError
 
     targets = [certificates.find(name).keystore] if name else registration.pending()
     password = _password(password_fd)
-    results = [registration.fetch(path, password) for path in targets]
+    results = []
+    failed: list[tuple[Path, McnError]] = []
+    for path in targets:
+        try:
+            results.append(registration.fetch(path, password))
+        except McnError as error:
+            if name:
+                raise
+            # from cron, one request eHealth refused (or a keystore gone wrong) must not keep
+            # the others from being fetched: each failure is said, the exit status is the first's
+            failed.append((path, error))
+            sys.stderr.write(
+                _("mcn: error: {message}").format(message=visible(f"{path.name}: {human(error)}")) + "\n"
+            )
     if json:
         emit_json(
             [
-                {
-                    "keystore": str(r.keystore),
-                    "holder": r.label,
-                    "state": r.state,
-                    "public_key_identifier": r.public_key_identifier,
-                    "automatically_validated": r.automatically_validated,
-                    "not_after": r.not_after,
-                    "encryption_serial": str(r.encryption_serial)
-                    if r.encryption_serial is not None
-                    else None,
-                    "etk": str(r.etk) if r.etk else None,
-                    "etk_in_depot": r.etk_published,
-                }
-                for r in results
+                *(
+                    {"keystore": str(path), "state": "error", "error": error.message}
+                    for path, error in failed
+                ),
+                *(
+                    {
+                        "keystore": str(r.keystore),
+                        "holder": r.label,
+                        "state": r.state,
+                        "public_key_identifier": r.public_key_identifier,
+                        "automatically_validated": r.automatically_validated,
+                        "not_after": r.not_after,
+                        "encryption_serial": str(r.encryption_serial)
+                        if r.encryption_serial is not None
+                        else None,
+                        "etk": str(r.etk) if r.etk else None,
+                        "etk_in_depot": r.etk_published,
+                    }
+                    for r in results
+                ),
             ]
         )
-        return
-    if not results:
+    elif not results and not failed:
         emit_line(Text.nothing_pending)
-    for r in results:
+    for r in [] if json else results:
         if r.state == "pending":
             emit_line(render(Text.still_pending, {"label": r.label, "pki": r.public_key_identifier}))
         elif r.etk is not None and r.not_after is not None:
@@ -465,6 +485,8 @@ def fetch(
                     {"label": r.label, "keystore": r.keystore, "until": r.not_after.date()},
                 )
             )
+    if failed:
+        raise typer.Exit(int(status_for(failed[0][1])))
 
 
 @app.command("status", help=Text.status_help)

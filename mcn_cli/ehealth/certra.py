@@ -366,7 +366,8 @@ def verify(element: etree._Element) -> tuple[x509.Certificate, list[x509.Certifi
 
 def check_status(answer: etree._Element) -> None:
     """Raise CertRaError unless the answer's commons Status is Success: the first EteeStatusDetail
-    error's Code and Message when there is one, else the status code and message."""
+    error's Code and Message when there is one (CERT_NOT_YET_DELIVERED first when it is among
+    them), else the status code and message."""
     status = answer.find(q(COMMONS, "Status"))
     if status is None:
         raise CertRaError("NO_STATUS", "the answer carries no Status")
@@ -375,7 +376,10 @@ def check_status(answer: etree._Element) -> None:
     if value == SUCCESS:
         return
     message = (status.findtext(q(COMMONS, "StatusMessage")) or "").strip()
-    error = status.find(f"{q(COMMONS, 'StatusDetail')}/{q(ETEE, 'EteeStatusDetail')}/Errors")
+    errors = status.findall(f"{q(COMMONS, 'StatusDetail')}/{q(ETEE, 'EteeStatusDetail')}/Errors")
+    # CERT_NOT_YET_DELIVERED wherever it stands among the errors (the connector looks at them all)
+    pending = [e for e in errors if (e.findtext("Code") or "").strip() == NOT_YET_DELIVERED]
+    error = (pending or errors or [None])[0]
     if error is not None:
         raise CertRaError(
             (error.findtext("Code") or "").strip(), (error.findtext("Message") or message).strip(), value
@@ -673,7 +677,8 @@ def call(url: str, element: etree._Element, where: Services) -> etree._Element:
 
 def solve_challenge(challenge: bytes, encryption_key: Any) -> int:
     """The serial hidden in StartETKRegistration's challenge: RSA/ECB/PKCS1 ciphertext followed by
-    the SHA-256 of the clear serial; the first 16 clear bytes are the serial."""
+    the SHA-256 of the serial; the serial is the first 16 clear bytes, and the hash is over those
+    16 bytes only (the connector's CertificateUtils.obtainSerialNumber), whatever follows them."""
     import hashlib
 
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -686,9 +691,10 @@ def solve_challenge(challenge: bytes, encryption_key: Any) -> int:
         raise CertRaError(
             "INVALID_CHALLENGE", "the challenge does not decrypt with the encryption key"
         ) from None
-    if hashlib.sha256(clear).digest() != challenge[-32:]:
+    serial = clear[:16]
+    if hashlib.sha256(serial).digest() != challenge[-32:]:
         raise CertRaError("INVALID_CHALLENGE", "the challenge's hash does not match its decrypted serial")
-    return int.from_bytes(clear[:16], "big")
+    return int.from_bytes(serial, "big")
 
 
 def etk_certificate(
