@@ -305,3 +305,109 @@ def test_the_burst_guard_reads_past_entries_a_spool_delivered_late(pg_url, monke
     since = datetime.now(UTC) - timedelta(minutes=10)
     recent = list(audit.recent(cache.db.connection, since, audit.Event.CONSULTATION))
     assert [e.outcome for e in recent] == ["failed: timeout"]
+
+
+# --- the server going away during a command ------------------------------------------------------
+
+
+def _drop_connections(pg_cluster, pg_url: str) -> None:
+    """What a server restart does to the connections open meanwhile."""
+    database = pg_url.rsplit("/", 1)[1].split("?")[0]
+    with pg_cluster.admin() as c:
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+            (database, TOOL),
+        )
+
+
+def test_a_server_lost_while_mycarenet_answers_spools_the_answer_and_its_entry(
+    mcn, pg_url, pg_cluster, monkeypatch
+):
+    from mcn_cli.store import backend
+
+    open_cache().db.close()  # keys made, their copy kept on the workstation
+    warnings: list[object] = []
+    monkeypatch.setattr(backend, "warn", warnings.append)
+    cache = cache_if_initialised(offline_ok=True)  # a consultation: the server answers at first
+    assert cache is not None and cache.db.kind == "postgresql"
+    _drop_connections(pg_cluster, pg_url)  # ... and restarts while MyCareNet is asked
+    record = cache.store(consultation(), ACTOR)
+    cache.record_event(audit.Event.REUSE, "reused", actor=ACTOR)
+    cache.db.close()
+    assert len(warnings) == 1 and "spool" in str(warnings[0])
+    assert mcn("store", "status", "--json").json()["waiting"]["entries"] == 2
+    verified = mcn("audit", "verify", "--json")  # the first command that reaches it delivers
+    assert verified.code == 0 and verified.json()["entries"] == 2
+    assert mcn("cache", "show", record).code == 0
+    assert mcn("store", "status", "--json").json()["waiting"]["entries"] == 0
+
+
+def test_a_server_lost_during_billing_is_exit_5_not_a_crash(pg_url, pg_cluster):
+    from mcn_cli.domain.errors import ServiceUnavailable
+
+    cache = open_cache()
+    record = cache.store(consultation(), ACTOR)
+    _drop_connections(pg_cluster, pg_url)
+    with pytest.raises(ServiceUnavailable, match="cannot be reached"):
+        cache.invoice(ids=[record], actor=ACTOR)
+    cache.db.close()
+    cache = open_cache()
+    _drop_connections(pg_cluster, pg_url)
+    with pytest.raises(ServiceUnavailable, match="cannot be reached"):
+        cache.all()
+    cache.db.close()
+
+
+def test_two_workstations_with_one_name_never_deliver_a_spool_twice(
+    mcn, pg_url, mcn_home, tmp_path, monkeypatch
+):
+    """Two counters left with the same name (the host's, by default) each spool; one crashes
+    after the server committed its delivery, before its local clean-up; the other delivers
+    meanwhile. The first one's spool is still not delivered twice."""
+    from mcn_cli.store import spool
+    from mcn_cli.store.db import Database
+
+    def spool_one(niss: str) -> int:
+        monkeypatch.setenv("MCN_STORE_URL", DOWN)
+        spooled = cache_if_initialised(offline_ok=True)
+        before = spool._after(spooled.db)
+        spooled.store(consultation(niss=niss), ACTOR)
+        spooled.db.close()
+        monkeypatch.setenv("MCN_STORE_URL", pg_url)
+        return before
+
+    open_cache().db.close()
+    key_copy = tmp_path / "vault.key.copy"
+    shutil.copy(vault.key_file(), key_copy)
+    os.chmod(key_copy, 0o600)
+    as_workstation(monkeypatch, tmp_path / "other", "counter-1")
+    assert mcn("store", "enrol", "--key-file", str(key_copy)).code == 0
+
+    as_workstation(monkeypatch, mcn_home, "counter-1")
+    before = spool_one("85073003328")
+    open_cache().db.close()  # delivered ...
+    with Database() as local, local.write() as c:
+        spool._set_after(c, before)  # ... but as if the local clean-up had never run
+
+    as_workstation(monkeypatch, tmp_path / "other", "counter-1")
+    spool_one(OTHER_NISS)
+    open_cache().db.close()
+
+    as_workstation(monkeypatch, mcn_home, "counter-1")
+    cache = open_cache()
+    assert audit.verify(cache.vault, cache.db.connection).entries == 2
+    cache.db.close()
+
+
+def test_copy_of_a_store_whose_key_file_cannot_open_the_shared_keys_says_other_keys(
+    mcn, pg_url, mcn_home, tmp_path, monkeypatch
+):
+    open_cache().db.close()  # the shared store's keys, made on the first counter
+    as_workstation(monkeypatch, tmp_path / "own", "counter-2")
+    monkeypatch.delenv("MCN_STORE_URL")
+    own = open_cache()  # a workstation that kept its own SQLite store, with its own key file
+    own.store(consultation(), ACTOR)
+    path = own.db.path
+    own.db.close()
+    refused = mcn("store", "copy", "--from", f"sqlite:{path}", "--to", pg_url)
+    assert refused.code == ExitStatus.BAD_INPUT and "other keys" in refused.err

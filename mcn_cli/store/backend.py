@@ -82,7 +82,7 @@ def open_store(*, offline_ok: bool = False) -> Store:
     from mcn_cli.store.pg import PgDatabase
 
     try:
-        return PgDatabase(chosen.url, chosen.workstation)
+        return PgDatabase(chosen.url, chosen.workstation, offline_ok=offline_ok)
     except ServiceUnavailable as error:
         if not offline_ok:
             raise

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -144,14 +144,37 @@ def connect(url: str, *, autocommit: bool = True) -> Any:
         ) from None
 
 
-class _Connection:
-    """psycopg behind the interface the store modules use (``execute`` with ``?``)."""
+def _lost(raw: Any, url: str, error: Exception) -> ServiceUnavailable:
+    """The connection dropped during a command (the server stopped or restarted): exit 5, as
+    when it cannot be reached at all."""
+    text = str(error).strip()
+    return ServiceUnavailable(
+        N_("the shared store {url} cannot be reached: {error}"),
+        url=_safe_url(url),
+        error=text.splitlines()[0] if text else type(error).__name__,
+    )
 
-    def __init__(self, raw: Any) -> None:
+
+def _broken(raw: Any) -> bool:
+    return bool(raw.closed or raw.broken)
+
+
+class _Connection:
+    """psycopg behind the interface the store modules use (``execute`` with ``?``); a
+    connection lost meanwhile is ``ServiceUnavailable`` (exit 5), not a crash."""
+
+    def __init__(self, raw: Any, url: str = "") -> None:
         self.raw = raw
+        self.url = url
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(_translate(sql), tuple(parameters))
+        psycopg = _psycopg()
+        try:
+            return self.raw.execute(_translate(sql), tuple(parameters))
+        except psycopg.OperationalError as error:
+            if _broken(self.raw):
+                raise _lost(self.raw, self.url, error) from None
+            raise
 
 
 def schema_version(raw: Any) -> int | None:
@@ -186,13 +209,19 @@ class PgDatabase:
 
     kind = "postgresql"
 
-    def __init__(self, url: str, workstation: str = "", local: Database | None = None) -> None:
+    def __init__(
+        self, url: str, workstation: str = "", local: Database | None = None, *, offline_ok: bool = False
+    ) -> None:
         self.url = url
         self.workstation = workstation
         self._local = local
         self.raw = connect(url)
-        self.connection = _Connection(self.raw)
+        self._connection = _Connection(self.raw, url)
         self._depth = 0
+        # a consultation or a reuse: when the server goes away during the command (while
+        # MyCareNet answers), what it writes next goes to this workstation's spool instead
+        self.offline_ok = offline_ok
+        self.offline = False
         try:
             _check_schema(self.raw, url)
         except BaseException:
@@ -206,25 +235,64 @@ class PgDatabase:
             self._local = Database()
         return self._local
 
+    @property
+    def connection(self) -> Any:
+        """The shared store's connection; this workstation's spool once the server went away
+        during a command that may work offline."""
+        return self.local.connection if self.offline else self._connection
+
     @contextmanager
-    def write(self) -> Iterator[_Connection]:
+    def write(self) -> Iterator[Any]:
         """A transaction holding the store's advisory lock: writers queue, as in SQLite.
-        Nested, it is a savepoint."""
+        Nested, it is a savepoint. When the server went away before the transaction could
+        start and the command may work offline (``offline_ok``), the transaction is this
+        workstation's spool's, with a warning (delivered when the server is back)."""
+        if self.offline:
+            with self.local.write() as c:
+                yield c
+            return
         if self._depth:
             with self.raw.transaction():
                 self._depth += 1
                 try:
-                    yield self.connection
+                    yield self._connection
                 finally:
                     self._depth -= 1
             return
-        with self.raw.transaction():
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            self._depth = 1
+        psycopg = _psycopg()
+        with ExitStack() as stack:
             try:
-                yield self.connection
-            finally:
-                self._depth = 0
+                stack.enter_context(self.raw.transaction())
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            except psycopg.OperationalError as error:
+                if not _broken(self.raw):
+                    raise
+                lost = _lost(self.raw, self.url, error)
+                if not self.offline_ok:
+                    raise lost from None
+                stack.pop_all()
+                self._go_offline(lost)
+            else:
+                self._depth = 1
+                try:
+                    yield self._connection
+                finally:
+                    self._depth = 0
+                return
+        with self.local.write() as c:
+            yield c
+
+    def _go_offline(self, lost: ServiceUnavailable) -> None:
+        from mcn_cli.domain.messages import Message
+        from mcn_cli.store import backend
+
+        self.offline = True
+        backend.warn(
+            Message(
+                N_("{error}; working on this workstation's spool, delivered when the server is back"),
+                {"error": lost.as_message()},
+            )
+        )
 
     def size_bytes(self) -> int:
         return int(self.raw.execute("SELECT pg_database_size(current_database())").fetchone()[0])

@@ -213,8 +213,11 @@ def copy(source: str, target: str, workstation: str | None = None) -> Copied:
                 vault_module.put_keys(dst, *vault_module.stored_keys(src))  # type: ignore[misc]
                 target_vault = source_vault
             else:
-                target_vault = vault_module.unlock(dst, create=False)
-                if target_vault.pseudonym_key != source_vault.pseudonym_key:
+                try:
+                    target_vault = vault_module.unlock(dst, create=False)
+                except DataIntegrity:  # the source's key does not open the shared keys
+                    target_vault = None
+                if target_vault is None or target_vault.pseudonym_key != source_vault.pseudonym_key:
                     raise InvalidInput(
                         "from",
                         "other-keys",

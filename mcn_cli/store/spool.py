@@ -27,6 +27,7 @@ from mcn_cli.store.vault import Vault
 
 _AFTER = "spool_after"  # meta: local audit entries up to this number are not the spool's
 _SHARED = "keys_shared"  # meta: the keys here are a copy of the shared store's
+_ID = "spool_id"  # meta: this file's spool, as the server's spool_delivered knows it
 
 
 def _own_data(local: Database) -> bool:
@@ -184,6 +185,21 @@ def waiting(local: Database) -> Waiting:
     return Waiting(len(parsed), present, parsed[0]["at"] if parsed else None)
 
 
+def _spool_id(local: Database) -> str:
+    """This file's spool, named for the server's ``spool_delivered``: a random name kept in the
+    file, not the workstation's, which two counters may share (the host name by default) and
+    which may change between a delivery and its retry."""
+    import secrets
+
+    with local.write() as c:
+        c.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (_ID, ("spool-" + secrets.token_hex(12)).encode()),
+        )
+        row = c.execute("SELECT value FROM meta WHERE name = ?", (_ID,)).fetchone()
+    return bytes(row[0]).decode()
+
+
 _RECORD_COLUMNS = (
     "id, niss_key, member_key, consulted_at, dispensed, coverage_start, coverage_end, reusable_until, "
     "pharmacy, state, invoiced_at, binding, payload"
@@ -207,9 +223,10 @@ def deliver(shared: Store, vault: Vault, workstation: str) -> int:
         if e.get("record") and e.get("event") == audit.Event.CONSULTATION
     ]
     last_local = int(rows[-1][0])
+    spool_id = _spool_id(local)
     with shared.write() as c:
         done = c.execute(
-            "SELECT last_mac, entries FROM spool_delivered WHERE workstation = ?", (workstation,)
+            "SELECT last_mac, entries FROM spool_delivered WHERE workstation = ?", (spool_id,)
         ).fetchone()
         total = 0 if done is None else int(done[1])
         if done is not None:
@@ -249,7 +266,7 @@ def deliver(shared: Store, vault: Vault, workstation: str) -> int:
             "INSERT INTO spool_delivered (workstation, last_mac, entries) VALUES (?, ?, ?) "
             "ON CONFLICT (workstation) DO UPDATE "
             "SET last_mac = excluded.last_mac, entries = excluded.entries",
-            (workstation, last_mac, total + len(rows)),
+            (spool_id, last_mac, total + len(rows)),
         )
     with local.write() as lc:
         for record in delivered_records:
