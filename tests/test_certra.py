@@ -714,3 +714,44 @@ def test_an_application_id_gives_a_second_certificate_of_its_own(mcn, online, wi
     for exchange in wire:
         assert_valid(schema, exchange.sent)
         assert_valid(schema, exchange.answer)
+
+
+@needs_reference
+def test_etkra_down_at_fetch_keeps_the_certificate_and_the_next_fetch_registers_the_etk(
+    mcn, online, monkeypatch
+):
+    """The delivered certificate is installed before the encryption token is registered: EtkRA
+    failing (or refusing) leaves a keystore that logs in, and the next fetch (cron) registers
+    the ETK alone."""
+    from mcn_cli.domain.errors import ServiceUnavailable
+    from mcn_cli.domain.messages import N_
+
+    requested = request_parc(mcn)
+    assert requested.code == 0, requested.err
+    keystore = Path(requested.json()["keystore"])
+    folder = keystore.parent
+    real = certra.call
+
+    def etkra_down(url, element, where):
+        if url == where.etkra:
+            raise ServiceUnavailable(N_("eHealth's certificate service failed: {reason}"), reason="down")
+        return real(url, element, where)
+
+    monkeypatch.setattr(certra, "call", etkra_down)
+    failed = mcn("cert", "fetch")
+    assert failed.code == ExitStatus.SERVICE_UNAVAILABLE, failed.err
+    assert "installed and works for login" in failed.err
+    assert (folder / f"NIHII-PHARMACY={PARC.nihii}.crt").exists()
+    assert not (folder / f"NIHII-PHARMACY={PARC.nihii}.etk").exists()
+    entries = p12.read(keystore.read_bytes(), PASSWORD)
+    assert entries.get("authentication").certificate is not None and len(entries.entries) == 1
+
+    monkeypatch.setattr(certra, "call", real)
+    again = mcn("cert", "fetch", "--json")
+    assert again.code == 0, again.err
+    (result,) = again.json()
+    assert result["state"] == "installed" and result["etk_in_depot"] is True
+    entries = p12.read(keystore.read_bytes(), PASSWORD)
+    assert entries.get(str(result["encryption_serial"])) is not None
+    assert (folder / f"NIHII-PHARMACY={PARC.nihii}.etk").exists()
+    assert mcn("cert", "fetch", "--json").json() == []  # nothing left to do

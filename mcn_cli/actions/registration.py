@@ -439,7 +439,8 @@ def _form(keystore: Path) -> dict[str, Any] | None:
 
 
 def pending(settings: Settings | None = None, folder: Path | None = None) -> list[Path]:
-    """Keystores whose online request has no certificate installed yet."""
+    """Keystores whose online request has no certificate installed yet, or whose certificate is
+    installed but whose encryption token is still to register (EtkRA refused or failed)."""
     settings = settings or load()
     folder = folder or keystore_dir(settings)
     if not folder.is_dir():
@@ -447,9 +448,10 @@ def pending(settings: Settings | None = None, folder: Path | None = None) -> lis
     return [
         path
         for path in sorted(folder.glob("*.p12"))
-        if (form := _form(path))
+        if not path.name.endswith(".previous.p12")
+        and (form := _form(path))
         and form.get("public_key_identifier")
-        and not _companion(path, ".crt").exists()
+        and (not _companion(path, ".crt").exists() or form.get("etk_pending"))
     ]
 
 
@@ -457,7 +459,11 @@ def fetch(
     keystore: Path, password: Password, *, settings: Settings | None = None, etk: bool = True
 ) -> Fetched:
     """GetCertificate (unsigned); when delivered, install it with its chain as ``cert install``
-    does, then register the encryption token through EtkRA and check it in the depot."""
+    does, then register the encryption token through EtkRA and check it in the depot.
+
+    The certificate is installed first: an EtkRA refusal or failure (or a crash) leaves it
+    usable for login, the request marked ``etk_pending``, and the next fetch registers the
+    encryption token alone."""
     settings = settings or load()
     form = _form(keystore)
     if form is None or not form.get("public_key_identifier"):
@@ -467,13 +473,22 @@ def fetch(
             N_("{name} has no online request (mcn cert request)"),
             name=keystore.name,
         )
-    if _companion(keystore, ".crt").exists():
-        raise InvalidInput(
-            "keystore", "installed", N_("{name} holds its certificate already"), name=keystore.name
-        )
     pki = str(form["public_key_identifier"])
     label = f"{form['type']}={form['number']}"
     where = certra.services(settings)
+    secret = _Secret(password)
+    if _companion(keystore, ".crt").exists():
+        if not form.get("etk_pending"):
+            raise InvalidInput(
+                "keystore", "installed", N_("{name} holds its certificate already"), name=keystore.name
+            )
+        store = _open(keystore, secret)
+        entry = store.get("authentication")
+        if entry is None or entry.certificate is None:
+            raise InvalidInput(
+                "keystore", "installed", N_("{name} holds its certificate already"), name=keystore.name
+            )
+        return _with_etk(keystore, label, pki, form, entry, store.entries, secret, where)
     try:
         chain_sent = certra.read_certificates(certra.call(where.certra, certra.get_certificate(pki), where))
     except CertRaError as error:
@@ -481,7 +496,7 @@ def fetch(
             return Fetched(keystore, label, "pending", pki, form.get("automatically_validated"))
         raise refused(error) from None
     leaf = chain_sent[0]
-    store = _open(keystore, password)
+    store = _open(keystore, secret)
     entry = store.get("authentication")
     if entry is None or not certs.same_key(leaf, entry.private_key):
         raise InvalidInput(
@@ -493,39 +508,89 @@ def fetch(
     if leaf.subject != certra.parse_dn(str(form["dn"])):
         raise InvalidInput("certificate", "subject", N_("the certificate's subject is not the contract's DN"))
     chain = certs.verify_chain(leaf, chain_sent[1:], _trusted_for(settings), datetime.now(UTC))
-    entries = [p12.KeyEntry("authentication", entry.private_key, leaf, chain)]
-    result_etk: Path | None = None
-    serial = None
-    published = None
+    installed = p12.KeyEntry("authentication", entry.private_key, leaf, chain)
+    _write(keystore, [installed], secret, {".crt": b"".join(certs.pem(c) for c in [leaf, *chain])})
     if etk:
-        encryption_key, encryption, token, published = register_etk(
-            KeystoreSigner(entry.private_key, leaf, chain), form, where
+        _mark(keystore, form, etk_pending=True)
+    final = _take_place(keystore)
+    if not etk:
+        return Fetched(
+            final, label, "installed", pki, form.get("automatically_validated"), leaf.not_valid_after_utc
         )
-        entries.append(p12.KeyEntry(str(encryption.serial_number), encryption_key, encryption, [leaf]))
-        serial = encryption.serial_number
-        result_etk = _companion(keystore, ".etk")
-    secret = password()
+    return _with_etk(final, label, pki, _form(final) or form, installed, [installed], secret, where)
+
+
+class _Secret:
+    """The keystore password, asked once however often it is needed."""
+
+    def __init__(self, password: Password) -> None:
+        self._password = password
+        self._value: str | None = None
+
+    def __call__(self) -> str:
+        if self._value is None:
+            self._value = self._password()
+        return self._value
+
+
+def _write(
+    keystore: Path, entries: list[p12.KeyEntry], secret: _Secret, companions: dict[str, bytes]
+) -> None:
     try:
-        write_private(keystore, p12.write(p12.Keystore(entries), secret), replace=True)
-        write_private(
-            _companion(keystore, ".crt"), b"".join(certs.pem(c) for c in [leaf, *chain]), replace=True
-        )
-        if result_etk is not None:
-            write_private(result_etk, token, replace=True)
+        write_private(keystore, p12.write(p12.Keystore(entries), secret()), replace=True)
+        for suffix, data in companions.items():
+            write_private(_companion(keystore, suffix), data, replace=True)
     except OSError as error:
         raise InvalidInput(
             "keystore", "write", N_("cannot write {path}: {reason}"), path=keystore, reason=error.strerror
         ) from None
-    final = _take_place(keystore)
+
+
+def _mark(keystore: Path, form: dict[str, Any], *, etk_pending: bool) -> None:
+    record = (
+        {**form, "etk_pending": True}
+        if etk_pending
+        else {k: v for k, v in form.items() if k != "etk_pending"}
+    )
+    write_private(_companion(keystore, ".request.json"), json.dumps(record, indent=2).encode(), replace=True)
+
+
+def _with_etk(
+    keystore: Path,
+    label: str,
+    pki: str,
+    form: dict[str, Any],
+    entry: p12.KeyEntry,
+    entries: list[p12.KeyEntry],
+    secret: _Secret,
+    where: certra.Services,
+) -> Fetched:
+    """Register the encryption token for the installed certificate ``entry`` and add its key to
+    the keystore; a refusal or failure keeps the certificate installed and says how to go on."""
+    assert entry.certificate is not None
+    try:
+        encryption_key, encryption, token, published = register_etk(
+            KeystoreSigner(entry.private_key, entry.certificate, list(entry.chain)), form, where
+        )
+    except (CertificateRefused, ServiceUnavailable) as error:
+        error.hint = N_(
+            "the certificate is installed and works for login; mcn cert fetch registers its "
+            "encryption token when EtkRA answers"
+        )
+        raise
+    kept = [e for e in entries if e.alias != str(encryption.serial_number)]
+    added = p12.KeyEntry(str(encryption.serial_number), encryption_key, encryption, [entry.certificate])
+    _write(keystore, [*kept, added], secret, {".etk": token})
+    _mark(keystore, form, etk_pending=False)
     return Fetched(
-        final,
+        keystore,
         label,
         "installed",
         pki,
         form.get("automatically_validated"),
-        leaf.not_valid_after_utc,
-        serial,
-        _companion(final, ".etk") if result_etk is not None else None,
+        entry.certificate.not_valid_after_utc,
+        encryption.serial_number,
+        _companion(keystore, ".etk"),
         published,
     )
 

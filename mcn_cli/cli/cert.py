@@ -415,7 +415,7 @@ def fetch(
     json: Json = False,
 ) -> None:
     from mcn_cli.actions import certificates, registration
-    from mcn_cli.cli.errors import human, status_for
+    from mcn_cli.cli.errors import human, human_hint, status_for
     from mcn_cli.domain.errors import McnError
 
     targets = [certificates.find(name).keystore] if name else registration.pending()
@@ -434,6 +434,8 @@ def fetch(
             sys.stderr.write(
                 _("mcn: error: {message}").format(message=visible(f"{path.name}: {human(error)}")) + "\n"
             )
+            if error.hint_id is not None:
+                sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(human_hint(error) or "")) + "\n")
     if json:
         emit_json(
             [
