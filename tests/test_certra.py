@@ -11,6 +11,7 @@ ETK → STS login → revoke → STS refusal.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import subprocess
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.signers import KeystoreSigner
 from mcn_cli.sandbox import certra as sandbox_certra
 from mcn_cli.sandbox import pki
-from mcn_cli.sandbox.world import ANNE, OT_NIHII, PARC, PIETER, Files
+from mcn_cli.sandbox.world import ANNE, GARE, OT_NIHII, PARC, PIETER, Files
 from mcn_cli.status import ExitStatus
 from tests.conftest import REFERENCE, SANDBOX_PIN, needs_reference
 
@@ -116,20 +117,40 @@ def online(sandbox, monkeypatch) -> Files:
     return sandbox
 
 
-def request_parc(mcn, *extra: str):
+def request_org(mcn, pharmacy, *extra: str):
     return mcn(
         "cert",
         "request",
         "--org",
         "--nihii",
-        PARC.nihii,
+        pharmacy.nihii,
         "--name",
-        PARC.name,
+        pharmacy.name,
         *CONTACT,
         "--accept",
         "--json",
         *extra,
     )
+
+
+def request_gare(mcn, *extra: str):
+    """The Pharmacie de la Gare has no certificate after mcn sandbox init: the one to request."""
+    return request_org(mcn, GARE, *extra)
+
+
+def open_replacement_window(files: Files, type_: str, value: str) -> str:
+    """As if time had passed: the active certificate mcn sandbox init made for this holder enters
+    its replacement window (its public key identifier)."""
+    register = sandbox_certra.Register(files)
+    state = register.load()
+    (record,) = [
+        r
+        for r in state["records"].values()
+        if (r["type"], r["value"], r["status"]) == (type_, value, "VALID_ACTIVE")
+    ]
+    record["replacement_start"] = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    register.save(state)
+    return record["pki"]
 
 
 def eid(files: Files, niss: str, which: str = "") -> x509.Certificate:
@@ -166,12 +187,12 @@ def xmlsec1_verifies(document: bytes, element: str, certificate: x509.Certificat
 @needs_reference
 def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schema, mcn_home, tmp_path):
     sandbox_certra.set_delays(online, automatic=3600)  # eHealth takes its time even when automatic
-    requested = request_parc(mcn)
+    requested = request_gare(mcn)
     assert requested.code == 0, requested.err
     data = requested.json()
     keystore = Path(data["keystore"])
-    assert keystore == mcn_home / "data" / "keystores" / f"NIHII-PHARMACY={PARC.nihii}.p12"
-    assert data["automatically_validated"] is True  # Anne is titular of the Parc
+    assert keystore == mcn_home / "data" / "keystores" / f"NIHII-PHARMACY={GARE.nihii}.p12"
+    assert data["automatically_validated"] is True  # Anne is authorised at the Gare
     assert "Demande de certificat eHealth" in requested.err  # the contract, shown as text
     assert "<h1>" not in requested.err and "<p>" not in requested.err
     form = json.loads(keystore.with_name(keystore.stem + ".request.json").read_text())
@@ -185,8 +206,8 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     csr = x509.load_der_x509_csr(csr_der)
     assert csr.subject == certra.parse_dn(dn)
     assert csr.subject.rfc4514_string() == (
-        "CN=NIHII-PHARMACY=27150201,OU=eHealth-platform Belgium,OU=PHARMACIE DU PARC,"
-        "OU=NIHII-PHARMACY=27150201,O=Federal Government,C=BE"
+        "CN=NIHII-PHARMACY=35101726,OU=eHealth-platform Belgium,OU=PHARMACIE DE LA GARE,"
+        "OU=NIHII-PHARMACY=35101726,O=Federal Government,C=BE"
     )
     assert csr.public_key().key_size == 2048 and csr.signature_hash_algorithm.name == "sha256"
     ski = x509.SubjectKeyIdentifier.from_public_key(csr.public_key()).digest.hex().upper()
@@ -228,11 +249,19 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
 
     status = mcn("cert", "status", "--json")
     assert status.code == 0, status.err
-    assert [(i["status"], i["etk_status"]) for i in status.json()] == [("VALID_ACTIVE", "VALID_ACTIVE")]
+    ours = data["public_key_identifier"]
+    assert [(i["status"], i["etk_status"]) for i in status.json() if i["public_key_identifier"] == ours] == [
+        ("VALID_ACTIVE", "VALID_ACTIVE")
+    ]
+    # besides what mcn sandbox init made for Anne: the Parc's and her own, known to eHealth too
+    assert {(i["holder"], i["status"]) for i in status.json() if i["public_key_identifier"] != ours} >= {
+        (f"NIHII-PHARMACY={PARC.nihii}", "VALID_ACTIVE"),
+        (f"SSIN={ANNE.niss}", "VALID_ACTIVE"),
+    }
 
     login = mcn("login", "--org", str(keystore), "--json")
     assert login.code == 0, login.err
-    assert login.json()["pharmacy"] == PARC.nihii
+    assert login.json()["pharmacy"] == GARE.nihii
 
     revoked = mcn("cert", "revoke", str(keystore), "--reason", "keyCompromise", "--accept", "--json")
     assert revoked.code == 0, revoked.err
@@ -241,7 +270,9 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
     refused = mcn("login", "--org", str(keystore), "--session", "again")
     assert refused.code == ExitStatus.AUTH_NEEDED and "revoked" in refused.err
     after = mcn("cert", "status", "--json").json()
-    assert [(i["status"], i["etk_status"]) for i in after] == [("REVOKED", "REVOKED")]
+    assert [(i["status"], i["etk_status"]) for i in after if i["public_key_identifier"] == ours] == [
+        ("REVOKED", "REVOKED")
+    ]
 
     # every message, both ways, against the real schemas; every signature with xmlsec1
     names = [e.name for e in wire]
@@ -282,6 +313,7 @@ def test_request_pending_fetch_etk_login_revoke_refused(mcn, online, wire, schem
 
 @needs_reference
 def test_manual_validation_for_an_office_whose_manager_is_unknown(mcn, online, wire, schema):
+    open_replacement_window(online, "NIHII-OTD_PHARMACY", OT_NIHII)  # its renewal, then
     result = mcn(
         "cert",
         "request",
@@ -315,22 +347,22 @@ def test_manual_validation_for_an_office_whose_manager_is_unknown(mcn, online, w
 @needs_reference
 def test_renewal_inside_the_window_replaces_the_keystore_and_activates_the_new_etk(mcn, online, wire, schema):
     sandbox_certra.set_delays(online, validity_days=60)  # delivered already inside its last 90 days
-    first = request_parc(mcn).json()
+    first = request_gare(mcn).json()
     assert mcn("cert", "fetch").code == 0
     listed = mcn("cert", "list")
     assert "warning" in listed.err and "request its replacement now" in listed.err
-    second = request_parc(mcn)
+    second = request_gare(mcn)
     assert second.code == 0, second.err
-    assert Path(second.json()["keystore"]).name == f"NIHII-PHARMACY={PARC.nihii}.next.p12"
+    assert Path(second.json()["keystore"]).name == f"NIHII-PHARMACY={GARE.nihii}.next.p12"
     assert second.json()["replaces"] == first["public_key_identifier"]
     fetched = mcn("cert", "fetch", "--json")
     assert fetched.code == 0, fetched.err
     keystore = Path(fetched.json()[0]["keystore"])
-    assert keystore.name == f"NIHII-PHARMACY={PARC.nihii}.p12"
-    assert keystore.with_name(f"NIHII-PHARMACY={PARC.nihii}.previous.p12").exists()
+    assert keystore.name == f"NIHII-PHARMACY={GARE.nihii}.p12"
+    assert keystore.with_name(f"NIHII-PHARMACY={GARE.nihii}.previous.p12").exists()
     states = {i["name"]: i["state"] for i in mcn("cert", "list", "--json").json()}
-    assert states[f"NIHII-PHARMACY={PARC.nihii}.previous"] == "replaced"
-    assert states[f"NIHII-PHARMACY={PARC.nihii}"] == "installed"
+    assert states[f"NIHII-PHARMACY={GARE.nihii}.previous"] == "replaced"
+    assert states[f"NIHII-PHARMACY={GARE.nihii}"] == "installed"
     assert "ActivateETKRequest" in [e.name for e in wire]
     statuses = {i["public_key_identifier"]: i for i in mcn("cert", "status", "--json").json()}
     assert statuses[second.json()["public_key_identifier"]]["etk_status"] == "VALID_ACTIVE"
@@ -371,10 +403,10 @@ def test_local_refusals_send_nothing(mcn, online, wire, mcn_home):
 
 
 def test_a_second_request_while_active_is_refused_locally_then_by_the_sandbox(mcn, online, wire, tmp_path):
-    assert request_parc(mcn).code == 0
+    assert request_gare(mcn).code == 0
     assert mcn("cert", "fetch").code == 0
     sent = len(wire)
-    again = request_parc(mcn)
+    again = request_gare(mcn)
     assert again.code == ExitStatus.BAD_INPUT
     assert "a replacement may be requested from" in again.err and len(wire) == sent
     # the sandbox refuses it as well when asked from another folder (no local certificate there)
@@ -383,7 +415,7 @@ def test_a_second_request_while_active_is_refused_locally_then_by_the_sandbox(mc
 
     with pytest.raises(registration.CertificateRefused) as refused:
         registration.request(
-            Holder(ORG, PARC.nihii, PARC.name),
+            Holder(ORG, GARE.nihii, GARE.name),
             lambda: PASSWORD,
             certra.Contact("a@example.be", "021234567"),
             lambda contract: True,
@@ -393,6 +425,44 @@ def test_a_second_request_while_active_is_refused_locally_then_by_the_sandbox(mc
     assert refused.value.code == "ACTIVE_CERTIFICATE_EXISTS"
     assert "ACTIVE_CERTIFICATE_EXISTS" in str(refused.value) and "from" in str(refused.value)
     assert not list((tmp_path / "elsewhere").glob("*.p12"))  # the key of a refused request is not kept
+
+
+@needs_reference
+def test_the_certificates_sandbox_init_made_are_known_to_its_certra(mcn, online, wire, schema, tmp_path):
+    """Right after mcn sandbox init, eHealth knows the Parc's certificate: a request for it is
+    refused (nothing kept), as the real CertRA refuses one outside the replacement window; inside
+    the window the same request is a renewal."""
+    chain = online.org_keystore(PARC.nihii).with_suffix(".crt").read_bytes()
+    made = x509.load_pem_x509_certificates(chain)[0]
+    known = {i["public_key_identifier"]: i for i in mcn("cert", "status", "--json").json()}
+    ski = x509.SubjectKeyIdentifier.from_public_key(made.public_key()).digest.hex().upper()
+    assert known[ski]["status"] == "VALID_ACTIVE" and known[ski]["serial"] == str(made.serial_number)
+    assert certra.parse_dn(known[ski]["dn"]) == made.subject
+
+    refused = request_org(mcn, PARC)
+    assert refused.code == ExitStatus.POLICY_REFUSED, refused.err
+    assert "eHealth refused (ACTIVE_CERTIFICATE_EXISTS)" in refused.err
+    assert "a replacement may be requested from" in refused.err
+    answer = next(e for e in wire if e.name == "GenerateCertificateRequest").answer
+    code = answer.findtext(f".//{q(certra.ETEE, 'EteeStatusDetail')}/Errors/Code")
+    assert code == "ACTIVE_CERTIFICATE_EXISTS"
+    keystores = online.root.parent / "keystores"
+    assert not keystores.exists() or not list(keystores.glob("*.p12"))  # the refused key is not kept
+    # a different name for the same pharmacy changes nothing
+    assert request_org(mcn, dataclasses.replace(PARC, name="Parc")).code == ExitStatus.POLICY_REFUSED
+
+    open_replacement_window(online, "NIHII-PHARMACY", PARC.nihii)
+    renewed = request_org(mcn, PARC)
+    assert renewed.code == 0, renewed.err
+    assert renewed.json()["replaces"] == ski and renewed.json()["automatically_validated"] is True
+    fetched = mcn("cert", "fetch", "--json")
+    assert fetched.code == 0, fetched.err
+    assert [r["state"] for r in fetched.json()] == ["installed"]
+    login = mcn("login", "--org", fetched.json()[0]["keystore"], "--json")
+    assert login.code == 0 and login.json()["pharmacy"] == PARC.nihii, login.err
+    for exchange in wire:
+        assert_valid(schema, exchange.sent)
+        assert_valid(schema, exchange.answer)
 
 
 def test_an_answer_lost_on_the_way_leaves_a_request_fetch_can_finish(mcn, online, monkeypatch):
@@ -407,7 +477,7 @@ def test_an_answer_lost_on_the_way_leaves_a_request_fetch_can_finish(mcn, online
         return answer
 
     monkeypatch.setattr(certra, "call", lost)
-    assert request_parc(mcn).code == ExitStatus.SERVICE_UNAVAILABLE
+    assert request_gare(mcn).code == ExitStatus.SERVICE_UNAVAILABLE
     monkeypatch.setattr(certra, "call", real)
     fetched = mcn("cert", "fetch", "--json")
     assert fetched.code == 0, fetched.err
@@ -584,7 +654,7 @@ def test_a_failing_depot_does_not_lose_the_registered_encryption_key(mcn, online
     from mcn_cli.domain.errors import ServiceUnavailable
     from mcn_cli.domain.messages import N_
 
-    assert request_parc(mcn).code == 0
+    assert request_gare(mcn).code == 0
     real = certra.call
 
     def depot_down(url, element, where):
@@ -605,7 +675,7 @@ def test_a_failing_depot_does_not_lose_the_registered_encryption_key(mcn, online
 def test_fetch_from_cron_goes_on_past_a_request_ehealth_refuses(mcn, online):
     """One pending request eHealth will not deliver (refused by its support, or never received)
     must not keep the others from being fetched; it is said, and the exit status is its."""
-    requested = request_parc(mcn)
+    requested = request_gare(mcn)
     assert requested.code == 0, requested.err
     folder = Path(requested.json()["keystore"]).parent
     (folder / "AAA.p12").write_bytes(b"not a keystore")  # sorts first
@@ -616,7 +686,7 @@ def test_fetch_from_cron_goes_on_past_a_request_ehealth_refuses(mcn, online):
     assert fetched.code == ExitStatus.POLICY_REFUSED, fetched.err
     assert "AAA.p12" in fetched.err and "CERT_NOT_FOUND" in fetched.err
     states = {Path(r["keystore"]).name: r["state"] for r in fetched.json()}
-    assert states == {"AAA.p12": "error", f"NIHII-PHARMACY={PARC.nihii}.p12": "installed"}
+    assert states == {"AAA.p12": "error", f"NIHII-PHARMACY={GARE.nihii}.p12": "installed"}
     again = mcn("cert", "fetch")
     assert again.code == ExitStatus.POLICY_REFUSED and "AAA.p12" in again.err
 
@@ -669,6 +739,7 @@ def test_cert_show_speaks_words_and_list_names_folders(mcn, sandbox):
 
 @needs_reference
 def test_a_personal_request_signed_by_an_ec_eid(mcn, online, wire, schema, tmp_path):
+    replaced = open_replacement_window(online, "SSIN", PIETER.niss)  # his from mcn sandbox init
     result = mcn(
         "cert",
         "request",
@@ -685,6 +756,7 @@ def test_a_personal_request_signed_by_an_ec_eid(mcn, online, wire, schema, tmp_p
     assert (
         result.json()["automatically_validated"] is True and result.json()["holder"] == f"SSIN={PIETER.niss}"
     )
+    assert result.json()["replaces"] == replaced
     generate = next(e for e in wire if e.name == "GenerateCertificateRequest")
     method = generate.sent.find(f".//{q(ns.DS, 'SignatureMethod')}").get("Algorithm")
     assert method == ns.ECDSA_SHA256  # Pieter's card holds EC keys
@@ -699,17 +771,17 @@ def test_a_personal_request_signed_by_an_ec_eid(mcn, online, wire, schema, tmp_p
 
 @needs_reference
 def test_an_application_id_gives_a_second_certificate_of_its_own(mcn, online, wire, schema):
-    assert request_parc(mcn).code == 0
-    second = request_parc(mcn, "--application-id", "BATCH-1", "--service", "consultrn")
+    assert request_gare(mcn).code == 0
+    second = request_gare(mcn, "--application-id", "BATCH-1", "--service", "consultrn")
     assert second.code == 0, second.err
-    assert Path(second.json()["keystore"]).name == f"NIHII-PHARMACY={PARC.nihii}.BATCH-1.p12"
+    assert Path(second.json()["keystore"]).name == f"NIHII-PHARMACY={GARE.nihii}.BATCH-1.p12"
     fetched = mcn("cert", "fetch", "--json")
     assert fetched.code == 0, fetched.err
     assert sorted(r["state"] for r in fetched.json()) == ["installed", "installed"]
     leaf = x509.load_pem_x509_certificates(Path(second.json()["keystore"]).with_suffix(".crt").read_bytes())[
         0
     ]
-    assert leaf.subject.rfc4514_string().startswith(f"CN=NIHII-PHARMACY={PARC.nihii}\\, BATCH-1,")
+    assert leaf.subject.rfc4514_string().startswith(f"CN=NIHII-PHARMACY={GARE.nihii}\\, BATCH-1,")
     assert "OU=BATCH-1,O=Federal Government" in leaf.subject.rfc4514_string()
     for exchange in wire:
         assert_valid(schema, exchange.sent)
@@ -726,7 +798,7 @@ def test_etkra_down_at_fetch_keeps_the_certificate_and_the_next_fetch_registers_
     from mcn_cli.domain.errors import ServiceUnavailable
     from mcn_cli.domain.messages import N_
 
-    requested = request_parc(mcn)
+    requested = request_gare(mcn)
     assert requested.code == 0, requested.err
     keystore = Path(requested.json()["keystore"])
     folder = keystore.parent
@@ -741,8 +813,8 @@ def test_etkra_down_at_fetch_keeps_the_certificate_and_the_next_fetch_registers_
     failed = mcn("cert", "fetch")
     assert failed.code == ExitStatus.SERVICE_UNAVAILABLE, failed.err
     assert "installed and works for login" in failed.err
-    assert (folder / f"NIHII-PHARMACY={PARC.nihii}.crt").exists()
-    assert not (folder / f"NIHII-PHARMACY={PARC.nihii}.etk").exists()
+    assert (folder / f"NIHII-PHARMACY={GARE.nihii}.crt").exists()
+    assert not (folder / f"NIHII-PHARMACY={GARE.nihii}.etk").exists()
     entries = p12.read(keystore.read_bytes(), PASSWORD)
     assert entries.get("authentication").certificate is not None and len(entries.entries) == 1
 
@@ -753,5 +825,5 @@ def test_etkra_down_at_fetch_keeps_the_certificate_and_the_next_fetch_registers_
     assert result["state"] == "installed" and result["etk_in_depot"] is True
     entries = p12.read(keystore.read_bytes(), PASSWORD)
     assert entries.get(str(result["encryption_serial"])) is not None
-    assert (folder / f"NIHII-PHARMACY={PARC.nihii}.etk").exists()
+    assert (folder / f"NIHII-PHARMACY={GARE.nihii}.etk").exists()
     assert mcn("cert", "fetch", "--json").json() == []  # nothing left to do

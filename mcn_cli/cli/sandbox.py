@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
 
 from mcn_cli.cli.i18n import _, day, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result
 from mcn_cli.domain.messages import N_, Message
+
+if TYPE_CHECKING:
+    from mcn_cli.sandbox.world import Pharmacy
 
 
 class Text:
@@ -40,6 +43,7 @@ class Text:
     }
     pharmacists = _("Pharmacists (fallback keystores):")
     pharmacies = _("Pharmacies:")
+    no_certificate = _("no certificate yet: {command}")
     serving = _("sandbox serving on {url} (Ctrl-C to stop)")
     patients_help = _("The synthetic patients, one per situation, with the dispensing date that shows it.")
     fault_help = _(
@@ -105,7 +109,9 @@ def init(
             "name": ph.name,
             "holder": ph.holder,
             "authorised": list(ph.authorised),
-            "keystore": str(files.org_keystore(ph.nihii)),
+            "keystore": str(files.org_keystore(ph.nihii)) if ph.certified else None,
+            # no certificate yet: the one to request through the sandbox's CertRA
+            "request": None if ph.certified else _request_command(ph),
         }
         for ph in world.PHARMACIES
     ]
@@ -128,8 +134,29 @@ def init(
         [(f"{p['name']} ({p['niss']})", p["fallback_keystore"]) for p in people],
         Text.pharmacists,
     )
-    emit_fields([(f"{ph['name']} ({ph['nihii']})", ph["keystore"]) for ph in pharmacies], Text.pharmacies)
+    emit_fields(
+        [
+            (
+                f"{ph['name']} ({ph['nihii']})",
+                ph["keystore"] or Text.no_certificate.format(command=ph["request"]),
+            )
+            for ph in pharmacies
+        ],
+        Text.pharmacies,
+    )
     emit_line(Text.next_steps)
+
+
+def _request_command(pharmacy: Pharmacy) -> str:
+    """The command line that asks the sandbox's CertRA for ``pharmacy``'s certificate."""
+    import shlex
+
+    return shlex.join(
+        [
+            *("mcn", "cert", "request", "--org", "--nihii", pharmacy.nihii, "--name", pharmacy.name),
+            *("--email", "pharmacy@example.be", "--phone", "02/123.45.67"),
+        ]
+    )
 
 
 @app.command("serve", help=Text.serve_help)

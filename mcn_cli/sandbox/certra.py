@@ -8,8 +8,11 @@ them, the contract sent back unchanged, the CSR's subject = the contract's DN, R
 active certificate per DN outside its replacement window). Where the real behaviour is open
 (CERTRA.md §7) the sandbox chooses, and says so: its error codes other than
 CERT_NOT_YET_DELIVERED are its own; a pharmacy's managers are the pharmacists authorised there
-(world.py), nobody manages the tarification office (manual validation); certificates the sandbox
-made at ``mcn sandbox init`` predate its CertRA and are not in its register.
+(world.py), nobody manages the tarification office (manual validation). The certificates
+``mcn sandbox init`` makes (organisations, tarification office, personal) are in its register
+from the start, active, as eHealth knows the certificates it issued: a new request for one of
+their holders is refused (ACTIVE_CERTIFICATE_EXISTS) until its replacement window opens. The
+Pharmacie de la Gare (world.GARE) has none: the one to request.
 """
 
 from __future__ import annotations
@@ -310,12 +313,59 @@ class Register:
         try:
             return json.loads(self.path.read_text())
         except FileNotFoundError:
-            return {"records": {}, "contracts": {}, "delays": dict(DELAYS), "validity_days": VALIDITY_DAYS}
+            return self.empty()
+
+    @staticmethod
+    def empty() -> dict[str, Any]:
+        return {"records": {}, "contracts": {}, "delays": dict(DELAYS), "validity_days": VALIDITY_DAYS}
 
     def save(self, state: dict[str, Any]) -> None:
         from mcn_cli.store.secure_files import write_private
 
         write_private(self.path, json.dumps(state, indent=1).encode(), replace=True)
+
+
+def register_issued(files: Files, issued: list[tuple[certra.Actor, x509.Certificate]]) -> None:
+    """Start the register with the certificates ``mcn sandbox init`` made (for these actors), as
+    eHealth knows what it issued: their real serial, DN, validity and public key identifier;
+    active (or expired), no encryption token. Replaces any register of an older sandbox."""
+    records: dict[str, Any] = {}
+    for actor, certificate in issued:
+        name = " ".join([*actor.first_names, actor.name]) if actor.type == certra.SSIN else actor.name
+        dn = certra.contract_dn(actor.type, actor.value, name)
+        if certra.parse_dn(dn) != certificate.subject:  # the sandbox's own bug
+            raise RuntimeError(f"{certificate.subject.rfc4514_string()} is not the DN CertRA writes: {dn}")
+        start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        pki = _ski(certificate.public_key())
+        records[pki] = {
+            "pki": pki,
+            "dn": dn,
+            "type": actor.type,
+            "value": actor.value,
+            "name": actor.name,
+            "first_names": list(actor.first_names),
+            "application_id": None,
+            "requested": _time(start),
+            "requester": actor.value if actor.type == certra.SSIN else None,
+            "automatic": True,
+            "deliver_at": _time(start),
+            "status": "VALID_ACTIVE" if end > datetime.now(UTC) else "EXPIRED",
+            "etk_status": "NOT_REQUESTED",
+            "replaces": None,
+            "csr": None,
+            "contact": {"EmailPrivate": "sandbox@example.be", "PhonePrivate": "+3220000000"},
+            "services": [],
+            "certificate": base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode(),
+            "serial": str(certificate.serial_number),
+            "not_before": _time(start),
+            "not_after": _time(end),
+            "replacement_start": _time(end - timedelta(days=REPLACEMENT_DAYS)),
+        }
+    register = Register(files)
+    with _LOCK:
+        state = Register.empty()
+        state["records"] = records
+        register.save(state)
 
 
 def set_delays(
@@ -575,7 +625,7 @@ class Service:
             raise Refused("DUPLICATE_PUBLIC_KEY", "this public key is registered already")
         replaces = None
         for other in state["records"].values():
-            if other["dn"] != issued["dn"] or other["status"] not in ("IN_PROGRESS", "VALID_ACTIVE"):
+            if not _same_holder(other, issued) or other["status"] not in ("IN_PROGRESS", "VALID_ACTIVE"):
                 continue
             if other["status"] == "IN_PROGRESS":
                 raise Refused("REQUEST_IN_PROGRESS", "a request for this DN is in progress already")
@@ -799,7 +849,7 @@ class Service:
             .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
         )
         replacing = any(
-            r is not record and r["dn"] == record["dn"] and r["etk_status"] == "VALID_ACTIVE"
+            r is not record and _same_holder(r, record) and r["etk_status"] == "VALID_ACTIVE"
             for r in state["records"].values()
         )
         record["etk"] = base64.b64encode(etk).decode()
@@ -815,7 +865,7 @@ class Service:
         if record["etk_status"] != "WAIT_FOR_ACTIVATION":
             raise Refused("NO_ETK_TO_ACTIVATE", f"the ETK is {record['etk_status']}")
         for other in state["records"].values():
-            if other is not record and other["dn"] == record["dn"] and other["etk_status"] == "VALID_ACTIVE":
+            if other is not record and _same_holder(other, record) and other["etk_status"] == "VALID_ACTIVE":
                 other["etk_status"] = "EXPIRED"
         record["etk_status"] = "VALID_ACTIVE"
         return response(ETKRA, "ActivateETKResponse", request, now)
@@ -876,6 +926,17 @@ def _pki(text: str | None) -> str:
     except ValueError:
         raise Malformed("PublicKeyIdentifier must be 20 bytes of hex") from None
     return value.upper()
+
+
+def _same_holder(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """The same DN, or the same identifier whatever name the request gave: eHealth writes the
+    contract's DN itself, so its DN for an identifier does not vary; the sandbox takes the name
+    from the request, so a changed name must not open a second active certificate."""
+    return one["dn"] == other["dn"] or (one["type"], one["value"], one.get("application_id")) == (
+        other["type"],
+        other["value"],
+        other.get("application_id"),
+    )
 
 
 def _check_actor(signer: certra.Actor, actor: certra.Actor, application_id: str | None) -> None:

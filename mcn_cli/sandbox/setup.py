@@ -12,6 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from mcn_cli.domain.messages import N_
 from mcn_cli.domain.pin import check_pin
+from mcn_cli.ehealth.certra import OFFICE, PHARMACY, SSIN, Actor, plain_upper
 from mcn_cli.ehealth.signers import EID_KEY, EID_SIGNATURE_KEY
 from mcn_cli.ehealth.trust import EHEALTH_OU
 from mcn_cli.sandbox import pki, softhsm, world
@@ -77,22 +78,19 @@ def _make_pki(files: Files) -> None:
     pki.write_certificate(files.ca_cert("server"), server.certificate)
     pki.write_key(files.ca_key("server"), server.key)
     chain = [ehealth.certificate, root.certificate]
+    issued: list[tuple[Actor, x509.Certificate]] = []  # for the CertRA's register
     for pharmacy in world.PHARMACIES:
-        holder = world.person(pharmacy.holder)
-        assert holder is not None
-        subject = pki.ehealth_subject("NIHII-PHARMACY", pharmacy.nihii, holder.name.upper())
-        _keystore(
-            files.org_keystore(pharmacy.nihii),
-            pki.issue(subject, pki.ehealth_key(pharmacy.key), ehealth, client=True),
-            chain,
-        )
+        if not pharmacy.certified:
+            continue  # no certificate yet: requested through the sandbox's CertRA
+        subject = pki.ehealth_subject("NIHII-PHARMACY", pharmacy.nihii, plain_upper(pharmacy.name))
+        made = pki.issue(subject, pki.ehealth_key(pharmacy.key), ehealth, client=True)
+        _keystore(files.org_keystore(pharmacy.nihii), made, chain)
+        issued.append((Actor(PHARMACY, pharmacy.nihii, pharmacy.name), made.certificate))
     for person in world.PEOPLE:
-        subject = personal_subject(person.niss, person.name.upper())
-        _keystore(
-            files.personal_keystore(person.niss),
-            pki.issue(subject, pki.ehealth_key(person.key), ehealth, client=True),
-            chain,
-        )
+        subject = personal_subject(person.niss, plain_upper(person.name))
+        made = pki.issue(subject, pki.ehealth_key(person.key), ehealth, client=True)
+        _keystore(files.personal_keystore(person.niss), made, chain)
+        issued.append((Actor(SSIN, person.niss, person.last, (person.first,)), made.certificate))
         if person.eid:
             key = pki.rsa_key() if person.eid == "rsa" else pki.ec_key()
             card = pki.issue(
@@ -103,16 +101,24 @@ def _make_pki(files: Files) -> None:
             signature = eid_signature(person.niss, person.first, person.last, person.eid, citizen)
             pki.write_certificate(files.root / "eid" / f"{person.niss}-signature.pem", signature.certificate)
             pki.write_key(files.root / "eid" / f"{person.niss}-signature.key", signature.key)
-    ot = pki.ehealth_subject("NIHII-OTD_PHARMACY", world.OT_NIHII, world.OT_NAME.upper())
-    _keystore(files.ot_keystore(), pki.issue(ot, pki.rsa_key(), ehealth, client=True), chain)
+    ot = pki.ehealth_subject("NIHII-OTD_PHARMACY", world.OT_NIHII, plain_upper(world.OT_NAME))
+    office = pki.issue(ot, pki.rsa_key(), ehealth, client=True)
+    _keystore(files.ot_keystore(), office, chain)
+    issued.append((Actor(OFFICE, world.OT_NIHII, world.OT_NAME), office.certificate))
     expired = pki.issue(
-        personal_subject(world.ANNE.niss, world.ANNE.name.upper()),
+        personal_subject(world.ANNE.niss, plain_upper(world.ANNE.name)),
         pki.rsa_key(),
         ehealth,
         not_before=datetime.now(UTC) - timedelta(days=800),
         days=730,
     )
     _keystore(files.expired_keystore(world.ANNE.niss), expired, chain)
+    anne = Actor(SSIN, world.ANNE.niss, world.ANNE.last, (world.ANNE.first,))
+    issued.append((anne, expired.certificate))
+    # eHealth knows the certificates it issued: its CertRA refuses a second one for their holders
+    from mcn_cli.sandbox.certra import register_issued  # (it imports this module)
+
+    register_issued(files, issued)
 
 
 def personal_subject(niss: str, holder: str) -> x509.Name:

@@ -35,6 +35,7 @@ class Pharmacy:
     holder: str  # NISS of the titular pharmacist
     authorised: tuple[str, ...]  # NISS of every pharmacist who may open a session for it
     key: str = "rsa"  # the organisation certificate's key: "rsa" or "ec" (P-384)
+    certified: bool = True  # False: no certificate yet (mcn sandbox init makes none; CertRA will)
 
 
 ANNE = Person("75021504626", "Anne", "Lambert", "18302514001", "rsa")  # titular of the Parc
@@ -44,14 +45,19 @@ PEOPLE = (ANNE, PIETER, MARC)
 
 PARC = Pharmacy("27150201", "0403019261", "Pharmacie du Parc", ANNE.niss, (ANNE.niss, PIETER.niss))
 LINDE = Pharmacy("62599147", "0202239951", "Apotheek De Linde", MARC.niss, (MARC.niss,), "ec")
-PHARMACIES = (PARC, LINDE)
+# no certificate yet: the one to request through the sandbox's CertRA (Pieter titular, Anne
+# authorised there too, so the default card, Anne's, is validated automatically and logs in)
+GARE = Pharmacy(
+    "35101726", "0456789034", "Pharmacie de la Gare", PIETER.niss, (PIETER.niss, ANNE.niss), certified=False
+)
+PHARMACIES = (PARC, LINDE, GARE)
 
 OT_NIHII = "64001291"
 OT_NAME = "Office de tarification Test"
 
 DEFAULT_PIN = "1234"
 
-LAYOUT = "3"  # bumped when the sandbox's PKI changes shape: mcn sandbox init then re-creates it
+LAYOUT = "4"  # bumped when the sandbox's PKI changes shape: mcn sandbox init then re-creates it
 STS_SIGNER = "mcn sandbox STS"  # the CN of the sandbox STS's signing certificate
 
 
