@@ -303,3 +303,20 @@ def test_check_niss_starts_without_loading_more_than_its_catalogue():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("[]"), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("lang", "word"), [("fr", "cache chiffré"), ("nl", "versleutelde"), ("en", "encrypted")]
+)
+def test_completion_describes_commands_in_the_users_language(lang, word):
+    """The completion scripts are the same in every language: what zsh and fish show beside a
+    command comes from mcn at each Tab, in the user's language."""
+    import os
+    import shutil
+    import subprocess
+
+    script = shutil.which("mcn", path=str(Path(sys.executable).parent)) or shutil.which("mcn")
+    env = {**os.environ, "_MCN_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "mcn ca", "MCN_LANG": lang}
+    result = subprocess.run([script], capture_output=True, text=True, env=env, timeout=30)
+    assert '"cache"' in result.stdout and word in result.stdout, result.stdout + result.stderr
+    assert result.stdout.count("\n") == 1, result.stdout  # one line: a description is never wrapped

@@ -157,6 +157,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except McnError as error:
         return report(status_for(error), error.message, json_mode=json_mode, error=error)
     args = i18n.without_lang(args)
+    if os.environ.get("_MCN_COMPLETE"):  # Typer renders completion help with rich, which would
+        os.environ["COLUMNS"] = "10000"  # wrap a description across lines inside the shell's string
     clickwords.install()
     _show_store_warnings()
     command = root_command()

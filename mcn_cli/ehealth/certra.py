@@ -180,31 +180,32 @@ def request(namespace: str, name: str, now: datetime | None = None) -> etree._El
     return element
 
 
-def _sub(parent: etree._Element, namespace: str, name: str, text: str | None = None) -> etree._Element:
-    child = etree.SubElement(parent, q(namespace, name))
+def child(parent: etree._Element, namespace: str, name: str, text: str | None = None) -> etree._Element:
+    """A child element in ``namespace``, with ``text`` when given (client and sandbox build with it)."""
+    element = etree.SubElement(parent, q(namespace, name))
     if text is not None:
-        child.text = text
-    return child
+        element.text = text
+    return element
 
 
 def add_actor(parent: etree._Element, name: str, actor: Actor, namespace: str) -> etree._Element:
     """``name`` of commons ActorType in ``namespace``: its Id, FirstName* and Name are commons'."""
-    element = _sub(parent, namespace, name)
-    _sub(element, COMMONS, "Id", actor.value).set("Type", actor.type)
+    element = child(parent, namespace, name)
+    child(element, COMMONS, "Id", actor.value).set("Type", actor.type)
     for first in actor.first_names:
-        _sub(element, COMMONS, "FirstName", first)
-    _sub(element, COMMONS, "Name", actor.name)
+        child(element, COMMONS, "FirstName", first)
+    child(element, COMMONS, "Name", actor.name)
     return element
 
 
 def add_contact(parent: etree._Element, contact: Contact, namespace: str) -> None:
-    element = _sub(parent, namespace, "ContactData")
-    _sub(element, CERTRA_CORE, "EmailPrivate", contact.email)
+    element = child(parent, namespace, "ContactData")
+    child(element, CERTRA_CORE, "EmailPrivate", contact.email)
     if contact.email_general:
-        _sub(element, CERTRA_CORE, "EmailGeneral", contact.email_general)
-    _sub(element, CERTRA_CORE, "PhonePrivate", contact.phone)
+        child(element, CERTRA_CORE, "EmailGeneral", contact.email_general)
+    child(element, CERTRA_CORE, "PhonePrivate", contact.phone)
     if contact.phone_general:
-        _sub(element, CERTRA_CORE, "PhoneGeneral", contact.phone_general)
+        child(element, CERTRA_CORE, "PhoneGeneral", contact.phone_general)
 
 
 def generate_contract(
@@ -213,10 +214,10 @@ def generate_contract(
     element = request(CERTRA, "GenerateContractRequest")
     add_contact(element, contact, CERTRA)
     add_actor(element, "Signer", signer, CERTRA)
-    identifier = _sub(element, CERTRA, "CertificateIdentifier")
+    identifier = child(element, CERTRA, "CertificateIdentifier")
     add_actor(identifier, "Actor", actor, CERTRA_CORE)
     if application_id:
-        _sub(identifier, CERTRA_CORE, "ApplicationId", application_id)
+        child(identifier, CERTRA_CORE, "ApplicationId", application_id)
     return element
 
 
@@ -233,18 +234,18 @@ def generate_certificate(
     contact: Contact, csr_der: bytes, contract: Contract, services: Sequence[str] = ()
 ) -> etree._Element:
     element = request(CERTRA, "GenerateCertificateRequest")
-    csr = _sub(element, CERTRA, "EHealthCSR")
+    csr = child(element, CERTRA, "EHealthCSR")
     add_contact(csr, contact, CERTRA_CORE)
-    _sub(csr, CERTRA_CORE, "CSR", base64.b64encode(csr_der).decode())
+    child(csr, CERTRA_CORE, "CSR", base64.b64encode(csr_der).decode())
     _echo(csr, contract.element)
     for service in services:
-        _sub(csr, CERTRA_CORE, "BaseServiceUsage", service)
+        child(csr, CERTRA_CORE, "BaseServiceUsage", service)
     return element
 
 
 def get_certificate(public_key_identifier: str) -> etree._Element:
     element = request(CERTRA, "GetCertificateRequest")
-    _sub(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
+    child(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
     return element
 
 
@@ -262,28 +263,28 @@ def generate_revocation_contract(public_key_identifier: str, signer: Actor, reas
             value=reason,
         )
     element = request(CERTRA, "GenerateRevocationContractRequest")
-    _sub(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
+    child(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
     add_actor(element, "Signer", signer, CERTRA)
-    _sub(element, CERTRA, "RevocationReason", reason)
+    child(element, CERTRA, "RevocationReason", reason)
     return element
 
 
 def revoke(public_key_identifier: str, contract: Contract) -> etree._Element:
     element = request(CERTRA, "RevokeRequest")
-    _sub(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
+    child(element, CERTRA, "PublicKeyIdentifier", public_key_identifier)
     _echo(element, contract.element)
     return element
 
 
 def start_etk(public_key_der: bytes) -> etree._Element:
     element = request(ETKRA, "StartETKRegistrationRequest")
-    _sub(element, ETKRA, "PublicEncryptionKey", base64.b64encode(public_key_der).decode())
+    child(element, ETKRA, "PublicEncryptionKey", base64.b64encode(public_key_der).decode())
     return element
 
 
 def complete_etk(certificate_der: bytes) -> etree._Element:
     element = request(ETKRA, "CompleteETKRegistrationRequest")
-    _sub(element, ETKRA, "ToBeRegistered", base64.b64encode(certificate_der).decode())
+    child(element, ETKRA, "ToBeRegistered", base64.b64encode(certificate_der).decode())
     return element
 
 
@@ -294,12 +295,12 @@ def activate_etk() -> etree._Element:
 def get_etk(type_: str, value: str, application_id: str | None = None) -> etree._Element:
     """The depot's v1 request: no Id, no IssueInstant (commons 1.0 RequestType is empty)."""
     element = etree.Element(q(ETKDEPOT, "GetEtkRequest"), nsmap={None: ETKDEPOT})
-    criteria = _sub(element, ETKDEPOT, "SearchCriteria")
-    identifier = _sub(criteria, ETKDEPOT, "Identifier")
-    _sub(identifier, ETKDEPOT, "Type", type_)
-    _sub(identifier, ETKDEPOT, "Value", value)
+    criteria = child(element, ETKDEPOT, "SearchCriteria")
+    identifier = child(criteria, ETKDEPOT, "Identifier")
+    child(identifier, ETKDEPOT, "Type", type_)
+    child(identifier, ETKDEPOT, "Value", value)
     if application_id:
-        _sub(identifier, ETKDEPOT, "ApplicationID", application_id)
+        child(identifier, ETKDEPOT, "ApplicationID", application_id)
     return element
 
 

@@ -46,6 +46,7 @@ from mcn_cli.ehealth.certra import (
     ETKDEPOT,
     ETKRA,
     XML_LANG,
+    child,
 )
 from mcn_cli.ehealth.ns import q
 from mcn_cli.ehealth.xmldsig import SignatureInvalid
@@ -229,13 +230,6 @@ def refusal(
         etree.SubElement(parameter, "Name").text = key
         etree.SubElement(parameter, "Value").text = value
     return element
-
-
-def _sub(parent: etree._Element, namespace: str, name: str, text: str | None = None) -> etree._Element:
-    child = etree.SubElement(parent, q(namespace, name))
-    if text is not None:
-        child.text = text
-    return child
 
 
 # --- the register ------------------------------------------------------------------------------
@@ -572,13 +566,13 @@ class Service:
         name = " ".join([*actor.first_names, actor.name]) if actor.type == certra.SSIN else actor.name
         dn = certra.contract_dn(actor.type, actor.value, name, application_id)
         answer = response(CERTRA, "GenerateContractResponse", request, now)
-        contract = _sub(answer, CERTRA, "Contract")
-        _sub(contract, CERTRA_CORE, "DN", dn)
+        contract = child(answer, CERTRA, "Contract")
+        child(contract, CERTRA_CORE, "DN", dn)
         certra.add_actor(contract, "Signer", signer, CERTRA_CORE)
-        text = _sub(contract, CERTRA_CORE, "Text")
+        text = child(contract, CERTRA_CORE, "Text")
         signer_name = " ".join([*signer.first_names, signer.name])
         for lang, html in contract_text("request", dn, signer_name).items():
-            _sub(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
+            child(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
         state["contracts"][contract_digest(contract)] = {
             "kind": "request",
             "dn": dn,
@@ -663,10 +657,10 @@ class Service:
             "certificate": None,
         }
         answer = response(CERTRA, "GenerateCertificateResponse", request, now)
-        _sub(answer, CERTRA, "PublicKeyIdentifier", pki)
-        _sub(answer, CERTRA, "AutomaticallyValidated", "true" if automatic else "false")
+        child(answer, CERTRA, "PublicKeyIdentifier", pki)
+        child(answer, CERTRA, "AutomaticallyValidated", "true" if automatic else "false")
         if replaces:
-            _sub(answer, CERTRA, "ReplacesCertificate", replaces)
+            child(answer, CERTRA, "ReplacesCertificate", replaces)
         return answer
 
     def _deliver(self, state: dict[str, Any], now: datetime) -> None:
@@ -724,7 +718,7 @@ class Service:
             base64.b64decode(record["certificate"]),
             self.authorities.ehealth.certificate.public_bytes(serialization.Encoding.DER),
         ):
-            _sub(answer, CERTRA, "X509Certificate", base64.b64encode(der).decode())
+            child(answer, CERTRA, "X509Certificate", base64.b64encode(der).decode())
         return answer
 
     def _GetCertificateInfoForCitizen(
@@ -754,15 +748,15 @@ class Service:
         if signer.type != certra.SSIN or not _may_manage(signer.value, record):
             raise Refused("NOT_AUTHORIZED", "the signer may not revoke this certificate")
         answer = response(CERTRA, "GenerateRevocationContractResponse", request, now)
-        contract = _sub(answer, CERTRA, "Contract")
-        _sub(contract, CERTRA_CORE, "DN", record["dn"])
+        contract = child(answer, CERTRA, "Contract")
+        child(contract, CERTRA_CORE, "DN", record["dn"])
         certra.add_actor(contract, "Signer", signer, CERTRA_CORE)
-        _sub(contract, CERTRA_CORE, "RevocationReason", reason)
-        text = _sub(contract, CERTRA_CORE, "Text")
+        child(contract, CERTRA_CORE, "RevocationReason", reason)
+        text = child(contract, CERTRA_CORE, "Text")
         for lang, html in contract_text(
             "revocation", record["dn"], " ".join([*signer.first_names, signer.name])
         ).items():
-            _sub(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
+            child(text, CERTRA_CORE, "Value", html).set(XML_LANG, lang)
         state["contracts"][contract_digest(contract)] = {
             "kind": "revocation",
             "pki": pki,
@@ -822,7 +816,7 @@ class Service:
         if record["etk_status"] == "NOT_REQUESTED":
             record["etk_status"] = "IN_REQUEST"
         answer = response(ETKRA, "StartETKRegistrationResponse", request, now)
-        _sub(answer, ETKRA, "Challenge", base64.b64encode(challenge).decode())
+        child(answer, ETKRA, "Challenge", base64.b64encode(challenge).decode())
         return answer
 
     def _CompleteETKRegistration(
@@ -856,8 +850,8 @@ class Service:
         record["etk_serial"] = str(built.serial_number)
         record["etk_status"] = "WAIT_FOR_ACTIVATION" if replacing else "VALID_ACTIVE"
         answer = response(ETKRA, "CompleteETKRegistrationResponse", request, now)
-        _sub(answer, ETKRA, "ETK", record["etk"])
-        _sub(answer, ETKRA, "ToBeActivated", "true" if replacing else "false")
+        child(answer, ETKRA, "ETK", record["etk"])
+        child(answer, ETKRA, "ToBeActivated", "true" if replacing else "false")
         return answer
 
     def _ActivateETK(self, request: etree._Element, state: dict[str, Any], now: datetime) -> etree._Element:
@@ -907,11 +901,11 @@ class Service:
         given.tag = q(ETKDEPOT, "GivenSearchCriteria")
         answer.append(given)
         if error is not None:
-            failure = _sub(answer, ETKDEPOT, "Error")
-            _sub(failure, ETKDEPOT, "Code", error.code)
-            _sub(failure, ETKDEPOT, "Message", error.message)
+            failure = child(answer, ETKDEPOT, "Error")
+            child(failure, ETKDEPOT, "Code", error.code)
+            child(failure, ETKDEPOT, "Message", error.message)
         else:
-            _sub(answer, ETKDEPOT, "ETK", etk)
+            child(answer, ETKDEPOT, "ETK", etk)
         return answer
 
 
@@ -1039,12 +1033,12 @@ def _check_etk_certificate(
 
 
 def _info(parent: etree._Element, record: dict[str, Any], now: datetime) -> None:
-    info = _sub(parent, CERTRA, "CertificateInfo")
-    _sub(info, CERTRA_CORE, "RequestedDate", record["requested"])
-    _sub(info, CERTRA_CORE, "PublicKeyIdentifier", record["pki"])
-    entity = _sub(info, CERTRA_CORE, "CertificateEntity")
+    info = child(parent, CERTRA, "CertificateInfo")
+    child(info, CERTRA_CORE, "RequestedDate", record["requested"])
+    child(info, CERTRA_CORE, "PublicKeyIdentifier", record["pki"])
+    entity = child(info, CERTRA_CORE, "CertificateEntity")
     entity.set("EntityType", "NaturalPerson" if record["type"] == certra.SSIN else "Organization")
-    identifier = _sub(entity, CERTRA_CORE, "CertificateIdentifier")
+    identifier = child(entity, CERTRA_CORE, "CertificateIdentifier")
     certra.add_actor(
         identifier,
         "Actor",
@@ -1052,27 +1046,27 @@ def _info(parent: etree._Element, record: dict[str, Any], now: datetime) -> None
         CERTRA_CORE,
     )
     if record.get("application_id"):
-        _sub(identifier, CERTRA_CORE, "ApplicationId", record["application_id"])
-    _sub(info, CERTRA_CORE, "AuthenticationCertificateStatus", record["status"])
-    _sub(info, CERTRA_CORE, "ETKStatus", record["etk_status"])
-    _sub(info, CERTRA_CORE, "AutomaticallyValidated", "true" if record["automatic"] else "false")
+        child(identifier, CERTRA_CORE, "ApplicationId", record["application_id"])
+    child(info, CERTRA_CORE, "AuthenticationCertificateStatus", record["status"])
+    child(info, CERTRA_CORE, "ETKStatus", record["etk_status"])
+    child(info, CERTRA_CORE, "AutomaticallyValidated", "true" if record["automatic"] else "false")
     if record.get("certificate"):
         certificate = x509.load_der_x509_certificate(base64.b64decode(record["certificate"]))
-        details = _sub(info, CERTRA_CORE, "AuthenticationCertificateDetails")
-        _sub(details, CERTRA_CORE, "SerialNumber", record["serial"])
-        _sub(details, CERTRA_CORE, "DN", record["dn"])
-        _sub(details, CERTRA_CORE, "IssuerDN", certificate.issuer.rfc4514_string())
-        _sub(details, CERTRA_CORE, "ValidNotBefore", record["not_before"])
-        _sub(details, CERTRA_CORE, "ValidNotAfter", record["not_after"])
+        details = child(info, CERTRA_CORE, "AuthenticationCertificateDetails")
+        child(details, CERTRA_CORE, "SerialNumber", record["serial"])
+        child(details, CERTRA_CORE, "DN", record["dn"])
+        child(details, CERTRA_CORE, "IssuerDN", certificate.issuer.rfc4514_string())
+        child(details, CERTRA_CORE, "ValidNotBefore", record["not_before"])
+        child(details, CERTRA_CORE, "ValidNotAfter", record["not_after"])
     active = record["status"] == "VALID_ACTIVE"
-    _sub(info, CERTRA_CORE, "Revocable", "true" if active else "false")
+    child(info, CERTRA_CORE, "Revocable", "true" if active else "false")
     replaceable = active and now >= _parse_time(record["replacement_start"])
-    _sub(info, CERTRA_CORE, "Replaceable", "true" if replaceable else "false")
+    child(info, CERTRA_CORE, "Replaceable", "true" if replaceable else "false")
     if record.get("replacement_start"):
-        _sub(info, CERTRA_CORE, "ReplacementPeriodStartDate", record["replacement_start"])
-    contact = _sub(info, CERTRA_CORE, "ContactData")
+        child(info, CERTRA_CORE, "ReplacementPeriodStartDate", record["replacement_start"])
+    contact = child(info, CERTRA_CORE, "ContactData")
     for name in ("EmailPrivate", "EmailGeneral", "PhonePrivate", "PhoneGeneral"):
         if record["contact"].get(name) is not None:
-            _sub(contact, CERTRA_CORE, name, record["contact"][name])
+            child(contact, CERTRA_CORE, name, record["contact"][name])
     for service in record["services"]:
-        _sub(info, CERTRA_CORE, "BaseServiceUsage", service)
+        child(info, CERTRA_CORE, "BaseServiceUsage", service)
