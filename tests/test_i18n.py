@@ -306,7 +306,7 @@ def test_check_niss_starts_without_loading_more_than_its_catalogue():
 
 
 @pytest.mark.parametrize(
-    ("lang", "word"), [("fr", "cache chiffré"), ("nl", "versleutelde"), ("en", "encrypted")]
+    ("lang", "word"), [("fr", "chiffré"), ("nl", "versleutelde"), ("en", "encrypted")]
 )
 def test_completion_describes_commands_in_the_users_language(lang, word):
     """The completion scripts are the same in every language: what zsh and fish show beside a
