@@ -110,3 +110,16 @@ def test_a_group_readable_key_file_keeps_its_own_fix(mcn):
     result = mcn("cache", "list")
     assert result.code == ExitStatus.DATA_INTEGRITY
     assert "chmod 600" in result.err and "restore the key file" not in result.err
+
+
+def test_a_lost_key_file_tells_the_way_out_whatever_command_met_it(mcn, sandbox, monkeypatch):
+    """Not only the cache and session commands: a consultation that cannot unlock the cache says
+    how to recover too (the vault's KeyLost, recognised by its type)."""
+    from mcn_cli.store import vault
+
+    monkeypatch.setenv("MCN_PIN", SANDBOX_PIN)
+    assert mcn("login").code == 0
+    vault.key_file().unlink()
+    result = mcn("consult", "--niss", "85073003328")
+    assert result.code == ExitStatus.DATA_INTEGRITY
+    assert "is missing" in result.err and "restore the key file" in result.err, result.err

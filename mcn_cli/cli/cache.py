@@ -14,7 +14,7 @@ from mcn_cli.cli.i18n import _, day, moment
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_table
 from mcn_cli.cli.records import Text as RecordText
 from mcn_cli.cli.records import cached_json, consultation_rows, patient_label
-from mcn_cli.domain.errors import DataIntegrity, InvalidInput
+from mcn_cli.domain.errors import DataIntegrity, InvalidInput, KeyLost
 from mcn_cli.domain.messages import N_
 
 
@@ -87,11 +87,6 @@ class Text:
     )
 
 
-# What store/vault.py says when the cache's key is missing, unreadable, not a key or not the
-# cache's (a key file readable by others is not lost: its message says the fix).
-_KEY_TROUBLE = ("key file ", "wrong cache key")
-
-
 def key_recovery(error: DataIntegrity) -> bool:
     """When ``error`` says the cache's key is lost or wrong, give it the hint of the way out
     (restore the key from the backup, or start a new cache and lose what the old one held).
@@ -99,13 +94,11 @@ def key_recovery(error: DataIntegrity) -> bool:
     from mcn_cli.store import vault
     from mcn_cli.store.db import database_file
 
-    if error.hint_id is not None or not error.msgid.startswith(_KEY_TROUBLE):
-        return False
-    if "readable by others" in error.message:
+    if error.hint_id is not None or not isinstance(error, KeyLost):
         return False
     database = database_file()
     protection = None
-    if error.msgid.startswith("wrong cache key") and database.is_file():
+    if error.wrong and database.is_file():
         try:
             from mcn_cli.actions.local import open_database
 

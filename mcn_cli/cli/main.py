@@ -18,7 +18,7 @@ from mcn_cli import __version__
 from mcn_cli.cli import clickwords, i18n, output
 from mcn_cli.cli.errors import report, status_for
 from mcn_cli.cli.i18n import _
-from mcn_cli.domain.errors import InvalidInput, McnError
+from mcn_cli.domain.errors import InvalidInput, KeyLost, McnError
 from mcn_cli.domain.messages import N_
 from mcn_cli.status import ExitStatus
 
@@ -165,6 +165,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="mcn", standalone_mode=False)
     except McnError as error:
+        if isinstance(error, KeyLost):  # whatever command unlocked the cache: the way out
+            from mcn_cli.cli.cache import key_recovery
+
+            key_recovery(error)
         status = status_for(error)
         return report(status, error.message, json_mode=json_mode, error=error)
     except click_exceptions.NoArgsIsHelpError as error:

@@ -89,6 +89,15 @@ class DataIntegrity(McnError):
     """Local data is unreadable: a wrong key, a tampered record or a broken audit chain."""
 
 
+class KeyLost(DataIntegrity):
+    """The cache's key is missing, unreadable, not a key, or not the cache's (``wrong``): the
+    command line adds the way out (restore the key file, or start a new cache)."""
+
+    def __init__(self, message: str, *, wrong: bool = False, **params: object) -> None:
+        super().__init__(message, **params)
+        self.wrong = wrong
+
+
 class NoDatabase(McnError):
     """The data folder holds no database where one was expected (a mistyped MCN_HOME, a cron job
     pointed at the wrong folder): nothing is created, nothing is done."""

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput
+from mcn_cli.domain.errors import AuthenticationNeeded, DataIntegrity, InvalidInput, KeyLost
 from mcn_cli.domain.messages import N_, Message
 from mcn_cli.store import paths
 from mcn_cli.store.db import Store
@@ -124,19 +124,15 @@ def read_key_file(path: Path) -> bytes:
         _check_private(path)
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise DataIntegrity(
-            N_("key file {path} is missing: restore it from your backup"), path=path
-        ) from None
+        raise KeyLost(N_("key file {path} is missing: restore it from your backup"), path=path) from None
     except (UnicodeDecodeError, OSError) as error:
-        raise DataIntegrity(
-            N_("key file {path} is unreadable: {error}"), path=path, error=str(error)
-        ) from None
+        raise KeyLost(N_("key file {path} is unreadable: {error}"), path=path, error=str(error)) from None
     try:
         key = base64.b64decode(text.removeprefix(_KEY_FILE_PREFIX), validate=True)
     except ValueError:
         key = b""
     if not text.startswith(_KEY_FILE_PREFIX) or len(key) != KEY_BYTES:
-        raise DataIntegrity(N_("key file {path} is not an mcn vault key"), path=path)
+        raise KeyLost(N_("key file {path} is not an mcn vault key"), path=path)
     return key
 
 
@@ -212,7 +208,7 @@ def _unwrap(kek: bytes, blob: bytes) -> Vault:
     try:
         keys = _aesgcm(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _WRAP_AAD)
     except (_invalid_tag(), ValueError):
-        raise DataIntegrity(N_("wrong cache key or passphrase: the vault cannot be opened")) from None
+        raise KeyLost(N_("wrong cache key or passphrase: the vault cannot be opened"), wrong=True) from None
     return Vault(keys[:KEY_BYTES], keys[KEY_BYTES:], blob)
 
 
