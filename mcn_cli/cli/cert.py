@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 import typer
 
+from mcn_cli.cli.errors import warn
 from mcn_cli.cli.i18n import _, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_table
 from mcn_cli.domain.errors import InvalidInput
@@ -415,7 +416,7 @@ def fetch(
     json: Json = False,
 ) -> None:
     from mcn_cli.actions import certificates, registration
-    from mcn_cli.cli.errors import human, human_hint, status_for
+    from mcn_cli.cli.errors import human, human_hint, say, status_for
     from mcn_cli.domain.errors import McnError
 
     targets = [certificates.find(name).keystore] if name else registration.pending()
@@ -431,11 +432,7 @@ def fetch(
             # from cron, one request eHealth refused (or a keystore gone wrong) must not keep
             # the others from being fetched: each failure is said, the exit status is the first's
             failed.append((path, error))
-            sys.stderr.write(
-                _("mcn: error: {message}").format(message=visible(f"{path.name}: {human(error)}")) + "\n"
-            )
-            if error.hint_id is not None:
-                sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(human_hint(error) or "")) + "\n")
+            say(f"{path.name}: {human(error)}", human_hint(error))
     if json:
         emit_json(
             [
@@ -628,7 +625,7 @@ def list_certificates(
             text = render(Text.expired, {"name": item.name, "date": item.not_after.date()})
         else:
             text = render(Text.expiring, {"name": item.name, "days": item.days_left})
-        sys.stderr.write(_("mcn: warning: ") + visible(text) + "\n")
+        warn(text)
     if check and warned:
         raise typer.Exit(int(ExitStatus.AUTH_NEEDED))
 

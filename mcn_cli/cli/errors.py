@@ -58,6 +58,23 @@ def human_hint(error: McnError) -> str | None:
     return None if error.hint_id is None else render(error.hint_id, error.params)
 
 
+def say(message: str, hint: str | None = None) -> None:
+    """An error line on stderr (and its hint's), in the user's language: ``message`` and
+    ``hint`` translated already; outside text in them is shown with control characters escaped."""
+    from mcn_cli.domain.text import visible
+
+    sys.stderr.write(_("mcn: error: {message}").format(message=visible(message)) + "\n")
+    if hint:
+        sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(hint)) + "\n")
+
+
+def warn(text: str) -> None:
+    """A warning line on stderr (``text`` translated already)."""
+    from mcn_cli.domain.text import visible
+
+    sys.stderr.write(_("mcn: warning: {message}").format(message=visible(text)) + "\n")
+
+
 def report(
     status: ExitStatus,
     message: str,
@@ -70,15 +87,10 @@ def report(
     scripts, a JSON error object on stdout (English, stable) unless the command already printed
     its JSON result (which then says what went wrong). ``message`` is the English text; ``shown``
     the human one when it is not ``error``'s."""
-    from mcn_cli.domain.text import visible
-
     if shown is None:
         shown = message if error is None else human(error)
-    # messages may quote outside text: control characters are shown escaped
-    sys.stderr.write(_("mcn: error: {message}").format(message=visible(shown)) + "\n")
     hint = None if error is None else error.hint
-    if error is not None and hint:
-        sys.stderr.write(_("mcn: hint: {hint}").format(hint=visible(human_hint(error) or hint)) + "\n")
+    say(shown, (human_hint(error) or hint) if error is not None and hint else None)
     if json_mode and not json_written():
         payload: dict[str, object] = {
             "status": int(status),

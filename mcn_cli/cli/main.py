@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from mcn_cli import __version__
 from mcn_cli.cli import clickwords, i18n, output
-from mcn_cli.cli.errors import report, status_for
+from mcn_cli.cli.errors import report, status_for, warn
 from mcn_cli.cli.i18n import _
 from mcn_cli.domain.errors import InvalidInput, KeyLost, McnError
 from mcn_cli.domain.messages import N_
@@ -142,9 +142,7 @@ def _show_store_warnings() -> None:
     """The store tells when it falls back to this workstation's spool: a warning on stderr."""
     from mcn_cli.store import backend
 
-    backend.warn = lambda message: sys.stderr.write(
-        _("mcn: warning: {text}").format(text=i18n.render(message)) + "\n"
-    )
+    backend.warn = lambda message: warn(i18n.render(message))
 
 
 def run(argv: Sequence[str] | None = None) -> int:

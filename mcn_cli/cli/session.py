@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar
 import typer
 
 from mcn_cli.cli.cache import recovering_key
+from mcn_cli.cli.errors import warn
 from mcn_cli.cli.i18n import _, moment, ngettext, render
 from mcn_cli.cli.output import emit_fields, emit_json, emit_line, emit_result, emit_table
 from mcn_cli.domain.errors import InvalidInput
@@ -57,7 +58,6 @@ class Text:
         "they hold personal data)."
     )
     trace_warning = _("mcn: traces hold personal data: delete them once the helpdesk has them")
-    warning = _("mcn: warning: {message}")
     pin_fd_help = _("Read the eID PIN from this file descriptor.")
     org_password_fd_help = _("Read the organisation keystore's password from this file descriptor.")
     password_fd_help = _("Read the fallback keystore's password from this file descriptor.")
@@ -126,7 +126,7 @@ def _for(session: Any) -> str:
 
 def _warn(message: object) -> None:
     text = render(message) if isinstance(message, Message) else str(message)
-    sys.stderr.write(Text.warning.format(message=text) + "\n")
+    warn(text)
 
 
 def session_json(session: Any) -> dict[str, Any]:
