@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from mcn_cli.sandbox import pki
 from mcn_cli.sandbox.world import ANNE, GARE, OT_NIHII, PARC, PIETER, Files
 from mcn_cli.status import ExitStatus
 from tests.conftest import REFERENCE, SANDBOX_PIN, needs_reference
+from tests.test_wssec import xmlsec1
 
 PASSWORD = "keystore-pass-1"
 ETEE_XSD = REFERENCE / "ehealth" / "ehealth-etee" / "XSD"
@@ -159,26 +159,15 @@ def eid(files: Files, niss: str, which: str = "") -> x509.Certificate:
 
 def xmlsec1_verifies(document: bytes, element: str, certificate: x509.Certificate, tmp_path: Path) -> bool:
     """xmlsec1 checks the request's enveloped signature with ``certificate``'s key only."""
-    message = tmp_path / "request.xml"
-    cert = tmp_path / "signer.pem"
-    message.write_bytes(document)
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    result = subprocess.run(
-        [
-            "xmlsec1",
-            "--verify",
-            "--pubkey-cert-pem",
-            str(cert),
-            "--id-attr:Id",
-            element,
-            "--node-xpath",
-            "//*[local-name()='Signature']",
-            str(message),
-        ],
-        capture_output=True,
-        text=True,
+    return xmlsec1(
+        document,
+        certificate,
+        tmp_path,
+        "--id-attr:Id",
+        element,
+        "--node-xpath",
+        "//*[local-name()='Signature']",
     )
-    return result.returncode == 0
 
 
 # --- the flow end to end ----------------------------------------------------------------------------
