@@ -66,7 +66,8 @@ ACTIONS = {
     "StartETKRegistrationRequest": _ETKRA_ACTION + "startETKRegistration",
     "CompleteETKRegistrationRequest": _ETKRA_ACTION + "completeETKregistration",
     "ActivateETKRequest": _ETKRA_ACTION + "activateETK",
-    "GetEtkRequest": "urn:be:fgov:ehealth:etkdepot:protocol:v1:GetEtk",  # *inferred*: no v1 action source
+    # EtkDepot-v1.wsdl (e-Contract mycarenet-ehealth-etk): soap:operation soapAction=""
+    "GetEtkRequest": "",
 }
 
 REVOCATION_REASONS = ("keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation")
