@@ -30,8 +30,7 @@ TYPER_WORDS = (
     N_("Aborted!"),
 )
 
-HELP_OPTION = "Show this message and exit."
-N_("Show this message and exit.")
+HELP_OPTION = N_("Show this message and exit.")  # Click's own text for --help
 
 # Type names Typer shows as metavars (<str>): words a pharmacist reads.
 METAVARS = {
